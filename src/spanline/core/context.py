@@ -1,0 +1,151 @@
+"""Where the current trace lives: one ``ContextVar`` holding the innermost node.
+
+The chain of nodes, innermost first, is what every question about "now" walks:
+
+* :class:`~spanline.core.span.Span` -- a span, operation or handler that is running;
+* :class:`RemoteFrame` -- a frame that ran elsewhere (restored from a job payload);
+* :class:`TraceRoot` -- the boundary where a trace started (``start_trace``, an
+  automatic trace, or a restored one).
+
+Pushing and popping is one ``ContextVar.set`` / ``reset``, so asyncio tasks each see
+their own chain, and threads see the chain that was current when their callable was
+wrapped with :func:`wrap`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from spanline.core import ids
+from spanline.core.actor import Actor
+
+__all__ = ["Boundary", "Node", "RemoteFrame", "Trace", "TraceRoot", "current", "wrap"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Trace:
+    """One trace: its 128-bit W3C id, the id as users see it, the actor, and whether
+    its spans are recorded (decided once, when the trace starts)."""
+
+    __slots__ = ("_text", "actor", "external", "id", "recorded")
+
+    def __init__(
+        self, trace_int: int, external: str | None, actor: Actor | None, recorded: bool
+    ) -> None:
+        self.id = trace_int
+        self.external = external
+        self.actor = actor
+        self.recorded = recorded
+        self._text: str | None = external
+
+    @property
+    def text(self) -> str:
+        """``tr_…``, or the external id given to ``start_trace`` / received on the wire."""
+        text = self._text
+        if text is None:
+            text = self._text = ids.trace_id_from_int(self.id)
+        return text
+
+    @property
+    def hex(self) -> str:
+        """The W3C trace id as 32 lowercase hex digits."""
+        return ids.trace_hex(self.id)
+
+
+class Node:
+    """A link in the context chain: every node knows its trace and its parent."""
+
+    __slots__ = ("_parent", "_trace")
+
+    _parent: Node | None
+    _trace: Trace
+
+    def frame(self) -> dict[str, str] | None:
+        """This node as a Dex frame, or ``None`` when it is not an operation/handler."""
+        return None
+
+
+class TraceRoot(Node):
+    """The start of a trace in this process (``start_trace`` or an automatic trace)."""
+
+    __slots__ = ()
+
+    def __init__(self, trace: Trace) -> None:
+        self._trace = trace
+        self._parent = None
+
+
+class RemoteFrame(Node):
+    """A frame that ran in another process or job, restored from its payload."""
+
+    __slots__ = ("id", "name", "sid", "type")
+
+    def __init__(
+        self, trace: Trace, parent: Node, type_: str, ident: str, name: str, sid: int
+    ) -> None:
+        self._trace = trace
+        self._parent = parent
+        self.type = type_
+        self.id = ident
+        self.name = name
+        self.sid = sid
+
+    def frame(self) -> dict[str, str] | None:
+        if self.type == "span":
+            return None
+        return {"type": self.type, "id": self.id, "name": self.name}
+
+
+current: contextvars.ContextVar[Node | None] = contextvars.ContextVar(
+    "spanline_current", default=None
+)
+"""The innermost node of the running trace, or ``None`` outside any trace."""
+
+
+class Boundary:
+    """A context manager that makes ``_node`` current (a new or restored trace) and
+    restores the previous chain on exit; entering yields the trace id."""
+
+    __slots__ = ("_node", "_token")
+
+    _node: Node
+
+    def __enter__(self) -> str:
+        self._token: Any = current.set(self._node)
+        return self._node._trace.text
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            # closed from another context: that context is not ours to repair
+            with contextlib.suppress(ValueError):
+                current.reset(token)
+
+
+def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+    """Bind ``fn`` to the current trace so it continues it when run in another thread.
+
+    ``threading.Thread(target=spanline.wrap(work)).start()`` or
+    ``pool.submit(spanline.wrap(work), arg)``: spans started in ``work`` become children
+    of the span that was current when ``wrap`` was called.  Each call runs in a fresh
+    copy of that context, so concurrent calls do not see each other's spans.
+    """
+    captured = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return captured.copy().run(fn, *args, **kwargs)
+
+    return run

@@ -1,0 +1,682 @@
+"""Spans: the unit of recorded work.
+
+A :class:`Span` is a context manager.  Entering it is the hot path, so it does only
+this: read the current node, take the trace from it, draw a 64-bit id, read the clock,
+set the ``ContextVar``.  Ids are kept as integers and rendered (``op_…``) only when
+asked for; records and attributes are stored as given when they are plain JSON
+scalars; serialization happens in :meth:`Span.to_dict`, off the hot path.
+
+Operations (``op_``) and handlers (``hd_``) are spans too, with a different
+:attr:`Span.type`, so one tree shows everything.  When a trace is not recorded
+(``configure(enabled=False)``), operations and handlers are still pushed as frames --
+the audit chain of ids, actor and ``trace_string()`` never turns off -- but no span is
+linked, handed to processors or retained, and plain spans become the no-op span.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from enum import IntEnum
+from types import TracebackType
+from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
+
+from spanline._log import logger, report
+from spanline.core import clock, config, ids, snapshot
+from spanline.core.context import Node, Trace, current
+from spanline.core.jsonsafe import jsonable
+from spanline.core.pipeline import PIPELINE
+
+__all__ = [
+    "HANDLER",
+    "NOOP_SPAN",
+    "OPERATION",
+    "SPAN",
+    "NoopSpan",
+    "Span",
+    "SpanEvent",
+    "SpanKind",
+    "StatusCode",
+    "current_span",
+    "record",
+    "span",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SPAN, OPERATION, HANDLER = 0, 1, 2
+_PREFIXES = ("sp_", "op_", "hd_")
+_TYPE_NAMES = ("span", "operation", "handler")
+_SCALARS = (str, int, float, bool)
+
+
+class SpanKind(IntEnum):
+    """The OpenTelemetry span kind (same numbering as ``opentelemetry.trace.SpanKind``)."""
+
+    INTERNAL = 0
+    SERVER = 1
+    CLIENT = 2
+    PRODUCER = 3
+    CONSUMER = 4
+
+
+class StatusCode(IntEnum):
+    """The OpenTelemetry status code (same numbering as OTLP)."""
+
+    UNSET = 0
+    OK = 1
+    ERROR = 2
+
+
+class SpanEvent(NamedTuple):
+    """Something that happened at a point in time during a span."""
+
+    name: str
+    timestamp_ns: int
+    attributes: dict[str, Any]
+
+
+def new_trace(start_ns: int) -> Trace:
+    """A fresh trace whose ``tr_`` id carries ``start_ns``'s millisecond."""
+    trace_int = ((start_ns // 1_000_000) << 80) | ids.new_random64()
+    return Trace(trace_int, None, None, config.settings.enabled)
+
+
+def _iso(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000).isoformat()
+
+
+_UNSTARTED = Trace(0, "", None, False)
+
+
+class Span(Node):
+    """A span, operation or handler: a timed, named piece of work in a trace.
+
+    Use ``with spanline.span(name) as s:`` (or ``@spanline.span(name)``); the
+    constructor does not start anything.
+    """
+
+    __slots__ = (
+        "_attributes",
+        "_children",
+        "_end",
+        "_events",
+        "_meta",
+        "_records",
+        "_sid",
+        "_snap",
+        "_start",
+        "_status",
+        "_status_message",
+        "_token",
+        "_type",
+        "kind",
+        "name",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        type_: int = SPAN,
+        kind: SpanKind = SpanKind.INTERNAL,
+        meta: Mapping[str, Any] | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        context: object = None,
+    ) -> None:
+        self.name = name
+        self._type = type_
+        self.kind = kind
+        self._meta: dict[str, Any] | None = dict(meta) if meta else None
+        self._attributes: dict[str, Any] | None = None
+        if attributes:
+            self.set_attributes(attributes)
+        self._snap: tuple[object, dict[str, Any]] | None = (
+            None if context is None else (context, {})
+        )
+        self._trace = _UNSTARTED
+        self._parent = None
+        self._children: list[Span] | None = None
+        self._records: dict[str, Any] | None = None
+        self._events: list[SpanEvent] | None = None
+        self._status = StatusCode.UNSET
+        self._status_message: str | None = None
+        self._token: Any = None
+        self._sid = 0
+        self._start = 0
+        self._end = 0
+
+    # ------------------------------------------------------------------ hot path
+
+    def __enter__(self) -> Span | NoopSpan:
+        if self._start:
+            report(
+                "reentered",
+                "spanline: span %r was entered twice; the second entry records nothing",
+                self.name,
+                level=30,
+            )
+            return NOOP_SPAN
+        parent = current.get()
+        if parent is None:
+            if self._type == SPAN and not config.settings.enabled:
+                return NOOP_SPAN
+            start = clock.now_ns()
+            trace = new_trace(start)
+        else:
+            trace = parent._trace
+            if self._type == SPAN and not trace.recorded:
+                return NOOP_SPAN
+            start = clock.now_ns()
+        self._trace = trace
+        self._parent = parent
+        self._sid = ids.new_random64()
+        self._start = start
+        self._token = current.set(self)
+        if trace.recorded:
+            if type(parent) is Span:
+                siblings = parent._children
+                if siblings is None:
+                    parent._children = [self]
+                else:
+                    siblings.append(self)
+            if self._snap is not None:
+                self._snap = (self._snap[0], snapshot.take(self._snap[0]))
+            if PIPELINE.processors:
+                PIPELINE.start(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token = self._token
+        if token is None:
+            return
+        self._token = None
+        recorded = self._trace.recorded
+        if recorded:
+            if exc is not None and exc_type is not GeneratorExit:
+                self.record_exception(exc)
+                self._set_error(exc)
+            if self._snap is not None:
+                self._close_snapshot()
+            self._end = clock.now_ns()
+        try:
+            current.reset(token)
+        except ValueError:
+            # Closed from another context (a generator finished elsewhere): the span
+            # still ends; that other context's chain is not ours to repair.
+            logger.debug("spanline: span %r ended outside the context it started in", self.name)
+        if recorded:
+            if PIPELINE.processors:
+                PIPELINE.end(self)
+            if type(self._parent) is not Span:
+                PIPELINE.ring.append(self)
+
+    # ------------------------------------------------------------- decorating
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Use the span as a decorator: each call of ``fn`` runs in a new span."""
+        from spanline.core.decorate import traced
+
+        name, type_, kind = self.name, self._type, self.kind
+        meta, attributes = self._meta, self._attributes
+        context = None if self._snap is None else self._snap[0]
+        return traced(fn, lambda: Span(name, type_, kind, meta, attributes, context))
+
+    # ------------------------------------------------------------- writing
+
+    def record(self, key: str, value: object) -> None:
+        """Write ``key = value`` onto the span (any value; non-JSON ones as ``repr``)."""
+        if not self._trace.recorded or self._end:
+            return
+        records = self._records
+        if records is None:
+            records = self._records = {}
+        records[str(key)] = value if type(value) in _SCALARS or value is None else jsonable(value)
+
+    def set_attribute(self, key: str, value: object) -> None:
+        """Set an OpenTelemetry-style attribute (scalars, lists and maps of them)."""
+        if self._end:
+            return
+        if type(key) is not str:
+            report(
+                "attribute-key",
+                "spanline: attribute keys must be strings; ignored %r",
+                key,
+                level=30,
+            )
+            return
+        attributes = self._attributes
+        if attributes is None:
+            attributes = self._attributes = {}
+        attributes[key] = value if type(value) in _SCALARS else jsonable(value)
+
+    def set_attributes(self, attributes: Mapping[str, object]) -> None:
+        """Set several attributes at once."""
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def add_event(
+        self,
+        name: str,
+        attributes: Mapping[str, object] | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Add a point-in-time event (``timestamp`` in ns since the epoch; default now)."""
+        if self._end:
+            return
+        events = self._events
+        if events is None:
+            events = self._events = []
+        events.append(
+            SpanEvent(
+                str(name),
+                timestamp if timestamp is not None else clock.now_ns(),
+                jsonable(dict(attributes)) if attributes else {},
+            )
+        )
+
+    def record_exception(
+        self, exception: BaseException, attributes: Mapping[str, object] | None = None
+    ) -> None:
+        """Add an ``exception`` event per the OpenTelemetry semantic conventions."""
+        cls = type(exception)
+        module = cls.__module__
+        qualname = (
+            cls.__qualname__
+            if module in ("builtins", "__main__")
+            else (f"{module}.{cls.__qualname__}")
+        )
+        try:
+            message = str(exception)
+        except Exception:  # noqa: BLE001 - a broken __str__ must not break tracing
+            message = f"<unprintable {cls.__qualname__}>"
+        event: dict[str, object] = {
+            "exception.type": qualname,
+            "exception.message": message,
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+        }
+        if attributes:
+            event.update(attributes)
+        self.add_event("exception", event)
+
+    def set_status(self, status: StatusCode, description: str | None = None) -> None:
+        """Set the status; ``OK`` is final, a description is kept only with ``ERROR``."""
+        if self._end or self._status == StatusCode.OK:
+            return
+        self._status = StatusCode(status)
+        self._status_message = description if status == StatusCode.ERROR else None
+
+    def update_name(self, name: str) -> None:
+        """Rename the span (e.g. once an HTTP route is known)."""
+        if not self._end:
+            self.name = name
+
+    def is_recording(self) -> bool:
+        """True while the span records data (started, not ended, trace recorded)."""
+        return bool(self._start) and not self._end and self._trace.recorded
+
+    def _set_error(self, exc: BaseException) -> None:
+        if self._status != StatusCode.OK:
+            self._status = StatusCode.ERROR
+            self._status_message = f"{type(exc).__qualname__}: {exc}"
+
+    def _close_snapshot(self) -> None:
+        assert self._snap is not None  # noqa: S101 - checked by the only caller
+        live, before = self._snap
+        self._snap = None
+        try:
+            changes = snapshot.delta(before, live)
+        except Exception as error:  # noqa: BLE001 - a strange context must not break the app
+            report(
+                "snapshot",
+                "spanline: could not compare context of span %r: %r",
+                self.name,
+                error,
+                level=30,
+            )
+            return
+        records = self._records
+        if records is None:
+            records = self._records = {}
+        records.update(changes)
+
+    # ------------------------------------------------------------- reading
+
+    @property
+    def type(self) -> str:
+        """``"span"``, ``"operation"`` or ``"handler"``."""
+        return _TYPE_NAMES[self._type]
+
+    @property
+    def id(self) -> str | None:
+        """``sp_…``/``op_…``/``hd_…`` (``None`` before the span starts)."""
+        return ids.format_id(_PREFIXES[self._type], self._start, self._sid) if self._sid else None
+
+    @property
+    def span_id(self) -> int:
+        """The 64-bit W3C span id (0 before the span starts)."""
+        return self._sid
+
+    @property
+    def span_hex(self) -> str:
+        """The W3C span id as 16 lowercase hex digits."""
+        return f"{self._sid:016x}"
+
+    @property
+    def trace_id(self) -> str | None:
+        """``tr_…`` or the external trace id (``None`` before the span starts)."""
+        trace = self._trace
+        return None if trace is _UNSTARTED else trace.text
+
+    @property
+    def trace_hex(self) -> str | None:
+        """The W3C trace id as 32 lowercase hex digits."""
+        trace = self._trace
+        return None if trace is _UNSTARTED else trace.hex
+
+    @property
+    def actor(self) -> dict[str, str] | None:
+        """The trace's actor (a copy), or ``None``."""
+        actor = self._trace.actor
+        return dict(actor) if actor else None
+
+    @property
+    def parent(self) -> Span | None:
+        """The parent span in this process, or ``None`` for a local root."""
+        parent = self._parent
+        return parent if type(parent) is Span else None
+
+    @property
+    def parent_id(self) -> str | None:
+        """The parent's id, including a parent that ran in another process."""
+        parent = self._parent
+        if type(parent) is Span:
+            return parent.id
+        return getattr(parent, "id", None)
+
+    @property
+    def parent_span_id(self) -> int:
+        """The parent's 64-bit W3C span id (0 for a trace root)."""
+        parent = self._parent
+        if type(parent) is Span:
+            return parent._sid
+        return int(getattr(parent, "sid", 0))
+
+    @property
+    def children(self) -> list[Span]:
+        """Child spans in this process, in start order."""
+        children = self._children
+        if children is None:
+            children = self._children = []
+        return children
+
+    @property
+    def records(self) -> dict[str, Any]:
+        """Values written with :meth:`record` / :func:`spanline.record`."""
+        records = self._records
+        if records is None:
+            records = self._records = {}
+        return records
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Metadata given when the span was created."""
+        meta = self._meta
+        if meta is None:
+            meta = self._meta = {}
+        return meta
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """OpenTelemetry-style attributes."""
+        attributes = self._attributes
+        if attributes is None:
+            attributes = self._attributes = {}
+        return attributes
+
+    @property
+    def events(self) -> list[SpanEvent]:
+        """Point-in-time events, exceptions included."""
+        events = self._events
+        if events is None:
+            events = self._events = []
+        return events
+
+    @property
+    def status(self) -> StatusCode:
+        """UNSET, OK or ERROR."""
+        return self._status
+
+    @property
+    def status_message(self) -> str | None:
+        """The description that came with an ERROR status."""
+        return self._status_message
+
+    @property
+    def start_ns(self) -> int:
+        """Start time in ns since the epoch (0 before start)."""
+        return self._start
+
+    @property
+    def end_ns(self) -> int:
+        """End time in ns since the epoch (0 while running)."""
+        return self._end
+
+    @property
+    def started_at(self) -> datetime | None:
+        """Start time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self._start / 1e9, UTC) if self._start else None
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """End time as an aware UTC datetime (``None`` while running)."""
+        return datetime.fromtimestamp(self._end / 1e9, UTC) if self._end else None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end (``None`` while running)."""
+        return (self._end - self._start) / 1e9 if self._end else None
+
+    @property
+    def ended(self) -> bool:
+        """True once the span has ended."""
+        return bool(self._end)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The span and its children as a JSON-ready nested dict.
+
+        Times are ISO 8601 (UTC), ``duration`` is in seconds, children are in start
+        order; the local root also carries the trace's ``actor``.
+        """
+        parent = self._parent
+        data: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "kind": self.kind.name.lower(),
+            "status": self._status.name.lower(),
+            "trace_id": self.trace_id,
+            "parent_id": self.parent_id,
+            "w3c_trace_id": self.trace_hex,
+            "w3c_span_id": self.span_hex,
+            "started_at": _iso(self._start) if self._start else None,
+            "finished_at": _iso(self._end) if self._end else None,
+            "duration": round((self._end - self._start) / 1e9, 9) if self._end else None,
+        }
+        if self._status_message:
+            data["status_message"] = self._status_message
+        if type(parent) is not Span and self._trace.actor:
+            data["actor"] = dict(self._trace.actor)
+        data["meta"] = jsonable(self._meta or {})
+        data["attributes"] = jsonable(self._attributes or {})
+        data["records"] = jsonable(self._records or {})
+        data["events"] = [
+            {"name": e.name, "timestamp": _iso(e.timestamp_ns), "attributes": e.attributes}
+            for e in self._events or ()
+        ]
+        children = sorted(self._children or (), key=lambda c: c._start)
+        data["children"] = [child.to_dict() for child in children]
+        return data
+
+    def frame(self) -> dict[str, str] | None:
+        if self._type == SPAN:
+            return None
+        return {"type": _TYPE_NAMES[self._type], "id": self.id or "", "name": self.name}
+
+    def __repr__(self) -> str:
+        state = "ended" if self._end else ("running" if self._start else "not started")
+        return f"<Span {self.name!r} {self.id or ''} {state}>"
+
+
+class NoopSpan:
+    """The span you get when nothing is recording: every method does nothing.
+
+    :func:`current_span` returns it instead of ``None``, so instrumentation needs no
+    guards.
+    """
+
+    __slots__ = ()
+
+    name = ""
+    id = None
+    type = "span"
+    kind = SpanKind.INTERNAL
+    trace_id = None
+    trace_hex = None
+    parent = None
+    parent_id = None
+    span_id = 0
+    parent_span_id = 0
+    status = StatusCode.UNSET
+    status_message = None
+    started_at = None
+    finished_at = None
+    duration = None
+    start_ns = 0
+    end_ns = 0
+    ended = False
+    actor = None
+
+    @property
+    def children(self) -> list[Span]:
+        """Always empty."""
+        return []
+
+    @property
+    def records(self) -> dict[str, Any]:
+        """Always empty (a fresh dict each time)."""
+        return {}
+
+    meta = records
+    attributes = records
+
+    @property
+    def events(self) -> list[SpanEvent]:
+        """Always empty."""
+        return []
+
+    def __enter__(self) -> NoopSpan:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def record(self, key: str, value: object) -> None:
+        """Do nothing."""
+
+    def set_attribute(self, key: str, value: object) -> None:
+        """Do nothing."""
+
+    def set_attributes(self, attributes: Mapping[str, object]) -> None:
+        """Do nothing."""
+
+    def add_event(
+        self,
+        name: str,
+        attributes: Mapping[str, object] | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Do nothing."""
+
+    def record_exception(
+        self, exception: BaseException, attributes: Mapping[str, object] | None = None
+    ) -> None:
+        """Do nothing."""
+
+    def set_status(self, status: StatusCode, description: str | None = None) -> None:
+        """Do nothing."""
+
+    def update_name(self, name: str) -> None:
+        """Do nothing."""
+
+    def is_recording(self) -> bool:
+        """Always ``False``."""
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        """An empty dict."""
+        return {}
+
+    def __repr__(self) -> str:
+        return "<NoopSpan>"
+
+
+NOOP_SPAN = NoopSpan()
+"""The one no-op span."""
+
+
+@overload
+def span(
+    name: str,
+    *,
+    meta: Mapping[str, Any] | None = ...,
+    context: object = ...,
+    kind: SpanKind = ...,
+    attributes: Mapping[str, Any] | None = ...,
+) -> Span: ...
+@overload
+def span(name: Callable[P, R]) -> Callable[P, R]: ...
+
+
+def span(
+    name: str | Callable[P, R],
+    *,
+    meta: Mapping[str, Any] | None = None,
+    context: object = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: Mapping[str, Any] | None = None,
+) -> Span | Callable[P, R]:
+    """A span named ``name``: ``with span(...) as s:`` or ``@span(...)`` / ``@span``.
+
+    ``meta`` is stored as given; ``context`` (a mapping or object) is snapshotted at
+    start and its ``context``/``added``/``changed``/``removed`` written to the records
+    at the end; ``kind`` and ``attributes`` follow OpenTelemetry.
+    """
+    if callable(name):
+        fn = name
+        return Span(getattr(fn, "__qualname__", repr(fn)))(fn)
+    if not isinstance(name, str):
+        raise TypeError(f"span name must be a string, got {type(name).__name__}")
+    return Span(name, SPAN, kind, meta, attributes, context)
+
+
+def current_span() -> Span | NoopSpan:
+    """The innermost recording span, or the no-op span -- never ``None``."""
+    node = current.get()
+    if type(node) is Span and node._trace.recorded:
+        return node
+    return NOOP_SPAN
+
+
+def record(key: str, value: object) -> None:
+    """Write ``key = value`` onto the current span (nothing if none is recording)."""
+    node = current.get()
+    if type(node) is Span:
+        node.record(key, value)
