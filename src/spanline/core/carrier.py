@@ -73,7 +73,7 @@ def dump() -> dict[str, Any] | None:
         "actor": dict(trace.actor) if trace.actor else None,
         "frames": frames,
     }
-    parent_sid = node._sid if isinstance(node, Span) else getattr(node, "sid", 0)
+    parent_sid = node.span_id if isinstance(node, Span) else getattr(node, "sid", 0)
     if parent_sid:
         flags = (1 if trace.recorded else 0) | (2 if trace.external is None else 0)
         payload["traceparent"] = f"00-{trace.hex}-{parent_sid:016x}-{flags:02x}"

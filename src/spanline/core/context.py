@@ -24,7 +24,7 @@ from typing import Any, ParamSpec, TypeVar
 from spanline.core import ids
 from spanline.core.actor import Actor
 
-__all__ = ["Boundary", "Node", "RemoteFrame", "Trace", "TraceRoot", "current", "wrap"]
+__all__ = ["Boundary", "Frame", "Node", "RemoteFrame", "Trace", "TraceRoot", "current", "wrap"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,6 +36,8 @@ class Trace:
 
     __slots__ = ("_text", "actor", "external", "id", "recorded")
 
+    _text: str
+
     def __init__(
         self, trace_int: int, external: str | None, actor: Actor | None, recorded: bool
     ) -> None:
@@ -43,15 +45,17 @@ class Trace:
         self.external = external
         self.actor = actor
         self.recorded = recorded
-        self._text: str | None = external
 
     @property
     def text(self) -> str:
         """``tr_…``, or the external id given to ``start_trace`` / received on the wire."""
-        text = self._text
-        if text is None:
+        if self.external is not None:
+            return self.external
+        try:
+            return self._text
+        except AttributeError:  # rendered once, on first use (never on the hot path)
             text = self._text = ids.trace_id_from_int(self.id)
-        return text
+            return text
 
     @property
     def hex(self) -> str:
@@ -101,6 +105,33 @@ class RemoteFrame(Node):
         if self.type == "span":
             return None
         return {"type": self.type, "id": self.id, "name": self.name}
+
+
+class Frame(Node):
+    """An operation running in a trace that is not recorded.
+
+    The audit chain never turns off: the frame has its ``op_`` id and shows in
+    ``frames()`` and ``trace_string()``, but nothing is timed, linked or retained.
+    It is lighter than a :class:`~spanline.core.span.Span` on purpose.
+    """
+
+    __slots__ = ("name", "sid", "start_ns")
+
+    def __init__(
+        self, name: str, parent: Node | None, trace: Trace, sid: int, start_ns: int
+    ) -> None:
+        self.name = name
+        self._parent = parent
+        self._trace = trace
+        self.sid = sid
+        self.start_ns = start_ns
+
+    def frame(self) -> dict[str, str] | None:
+        return {
+            "type": "operation",
+            "id": ids.format_id("op_", self.start_ns, self.sid),
+            "name": self.name,
+        }
 
 
 current: contextvars.ContextVar[Node | None] = contextvars.ContextVar(

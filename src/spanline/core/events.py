@@ -113,8 +113,8 @@ def _run_handlers(event: Event) -> None:
     for fn, label in _registry.get(event.name, ()):
         frame = Span(
             label,
-            HANDLER,
             attributes={"spanline.event.name": event.name, "spanline.event.id": event.id},
+            type_=HANDLER,
         )
         try:
             with frame:
@@ -134,7 +134,7 @@ def publish(name: str, payload: Any = None, *, deliver: bool = True) -> Event:
         with start_trace():
             return publish(name, payload, deliver=deliver)
     now = clock.now_ns()
-    event_id = ids.format_id("ev_", now, ids.new_random64())
+    event_id = ids.format_id("ev_", now, ids.new_random64() or 1)
     metadata = {
         "trace_id": trace_id(),
         "actor": actor(),

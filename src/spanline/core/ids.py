@@ -28,6 +28,7 @@ and a forked worker never repeats its parent's ids.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -45,6 +46,7 @@ __all__ = [
     "format_id",
     "is_valid_id",
     "new_random64",
+    "new_trace_int",
     "set_random_source",
     "trace_hex",
     "trace_id_from_int",
@@ -75,25 +77,29 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - absent only on Window
     os.register_at_fork(after_in_child=_reseed)
 
 
-def _system_random64() -> int:
-    value = _rng.getrandbits(64)
-    while value == 0:  # all-zero ids are invalid in W3C Trace Context
-        value = _rng.getrandbits(64)
-    return value
-
+_system_random64: Callable[[], int] = functools.partial(_rng.getrandbits, 64)
 
 new_random64: Callable[[], int] = _system_random64
-"""Return a non-zero random 64-bit integer (replaceable by :func:`set_random_source`)."""
+"""Return a random 64-bit integer (replaceable by :func:`set_random_source`).
+
+It is a C-level call, no Python frame: callers write ``new_random64() or 1`` because
+an all-zero id is invalid in W3C Trace Context (a 1 in 2**64 event).
+"""
 
 
 def set_random_source(source: Callable[[], int] | None) -> None:
     """Replace the random source for new ids (``None`` restores the default).
 
-    The testing kit uses this for deterministic ids; the function must return a
-    non-zero integer below ``2**64``.
+    The testing kit uses this for deterministic ids; the function must return an
+    integer below ``2**64``.
     """
     global new_random64
     new_random64 = source if source is not None else _system_random64
+
+
+def new_trace_int(start_ns: int) -> int:
+    """A fresh 128-bit trace id: the start millisecond on top, 64 random bits below."""
+    return ((start_ns // 1_000_000) << 80) | (new_random64() or 1)
 
 
 def b58encode(value: int, width: int) -> str:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, overload
+from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
+from spanline.core import clock, ids
+from spanline.core.context import Frame, current
 from spanline.core.decorate import traced
 from spanline.core.span import OPERATION, Span
 
@@ -20,18 +22,6 @@ __all__ = ["Operation", "operation"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-T = TypeVar("T")
-
-
-class _Call(Generic[T]):
-    """``PlaceOrder(...).call()`` and ``PlaceOrder.call(...)`` both run the operation."""
-
-    def __get__(self, instance: Operation | None, owner: type[Operation]) -> Callable[..., Any]:
-        if instance is None:
-            return lambda *args, **kwargs: owner(*args, **kwargs).call()
-        if owner._spanline_async:
-            return instance._call_async
-        return instance._call_sync
 
 
 class Operation:
@@ -44,31 +34,52 @@ class Operation:
     """
 
     operation_name: ClassVar[str | None] = None
-    _spanline_async: ClassVar[bool] = False
     _spanline_name: ClassVar[str] = "Operation"
-
-    call = _Call[Any]()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._spanline_async = inspect.iscoroutinefunction(cls.perform)
         cls._spanline_name = cls.operation_name or cls.__qualname__
+        # Decided once per class, so call() is a plain method lookup at run time.
+        if "call" not in cls.__dict__:
+            cls.call = (  # type: ignore[method-assign]
+                Operation._call_async
+                if inspect.iscoroutinefunction(cls.perform)
+                else Operation._call_sync
+            )
 
     def __init__(self, **params: Any) -> None:
         self.params = params
-        for key, value in params.items():
-            setattr(self, key, value)
+        if params:
+            for key, value in params.items():
+                setattr(self, key, value)
+
+    def call(self) -> Any:
+        """Run :meth:`perform` in a new operation frame and return its result (a
+        coroutine to await when ``perform`` is ``async``)."""
+        return self._call_sync()
 
     def perform(self) -> Any:
         """The operation's work; subclasses implement it (``def`` or ``async def``)."""
         raise NotImplementedError(f"{type(self).__qualname__} must implement perform()")
 
     def _call_sync(self) -> Any:
-        with Span(self._spanline_name, OPERATION):
+        parent = current.get()
+        if parent is None or parent._trace.recorded:
+            with Span(self._spanline_name, type_=OPERATION):
+                return self.perform()
+        # Unrecorded trace: push a light frame (id and chain only), no span.
+        token = current.set(
+            Frame(
+                self._spanline_name, parent, parent._trace, ids.new_random64() or 1, clock.now_ns()
+            )
+        )
+        try:
             return self.perform()
+        finally:
+            current.reset(token)
 
     async def _call_async(self) -> Any:
-        with Span(self._spanline_name, OPERATION):
+        with Span(self._spanline_name, type_=OPERATION):
             return await self.perform()
 
 
@@ -91,6 +102,6 @@ def operation(
         if not callable(target):
             raise TypeError(f"@operation needs a callable, got {type(target).__name__}")
         label = name or getattr(target, "__qualname__", None) or repr(target)
-        return traced(target, lambda: Span(label, OPERATION))
+        return traced(target, lambda: Span(label, type_=OPERATION))
 
     return decorate if fn is None else decorate(fn)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import IntEnum
 from types import TracebackType
-from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from spanline._log import logger, report
 from spanline.core import clock, config, ids, snapshot
@@ -80,8 +80,7 @@ class SpanEvent(NamedTuple):
 
 def new_trace(start_ns: int) -> Trace:
     """A fresh trace whose ``tr_`` id carries ``start_ns``'s millisecond."""
-    trace_int = ((start_ns // 1_000_000) << 80) | ids.new_random64()
-    return Trace(trace_int, None, None, config.settings.enabled)
+    return Trace(ids.new_trace_int(start_ns), None, None, config.settings.enabled)
 
 
 def _iso(ns: int) -> str:
@@ -89,7 +88,7 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000).isoformat()
 
 
-_UNSTARTED = Trace(0, "", None, False)
+_STATUS_UNSET = StatusCode.UNSET
 
 
 class Span(Node):
@@ -117,62 +116,75 @@ class Span(Node):
         "name",
     )
 
+    # Declared for type checkers; assigned lazily (see __init__).
+    _records: dict[str, Any]
+    _events: list[SpanEvent]
+    _meta: dict[str, Any]
+    _status: StatusCode
+    _status_message: str | None
+    _token: Any
+    _sid: int
+
     def __init__(
         self,
         name: str,
-        type_: int = SPAN,
-        kind: SpanKind = SpanKind.INTERNAL,
         meta: Mapping[str, Any] | None = None,
-        attributes: Mapping[str, Any] | None = None,
         context: object = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Mapping[str, Any] | None = None,
+        type_: int = SPAN,
     ) -> None:
+        # Only what the hot path reads is assigned here; the rarely used slots
+        # (records, events, meta, status) stay empty until written, and readers use
+        # getattr defaults.  Each assignment saved is ~15 ns per span.
+        if type(name) is not str:
+            _bad_name(name)
         self.name = name
         self._type = type_
         self.kind = kind
-        self._meta: dict[str, Any] | None = dict(meta) if meta else None
-        self._attributes: dict[str, Any] | None = None
-        if attributes:
-            self.set_attributes(attributes)
-        self._snap: tuple[object, dict[str, Any]] | None = (
-            None if context is None else (context, {})
-        )
-        self._trace = _UNSTARTED
-        self._parent = None
-        self._children: list[Span] | None = None
-        self._records: dict[str, Any] | None = None
-        self._events: list[SpanEvent] | None = None
-        self._status = StatusCode.UNSET
-        self._status_message: str | None = None
-        self._token: Any = None
-        self._sid = 0
         self._start = 0
         self._end = 0
+        self._children: list[Span] | None = None
+        self._snap: tuple[object, dict[str, Any]] | None = None
+        self._attributes: dict[str, Any] | None = None
+        if meta or attributes or context is not None:
+            self._init_extras(meta, attributes, context)
+
+    def _init_extras(
+        self, meta: Mapping[str, Any] | None, attributes: Mapping[str, Any] | None, context: object
+    ) -> None:
+        if meta:
+            self._meta = dict(meta)
+        if attributes:
+            self.set_attributes(attributes)
+        if context is not None:
+            self._snap = (context, {})
 
     # ------------------------------------------------------------------ hot path
 
     def __enter__(self) -> Span | NoopSpan:
         if self._start:
-            report(
-                "reentered",
-                "spanline: span %r was entered twice; the second entry records nothing",
-                self.name,
-                level=30,
-            )
-            return NOOP_SPAN
+            return self._reentered()
         parent = current.get()
         if parent is None:
-            if self._type == SPAN and not config.settings.enabled:
+            enabled = config.settings.enabled
+            if not enabled and self._type == SPAN:
+                self._token = None
                 return NOOP_SPAN
             start = clock.now_ns()
-            trace = new_trace(start)
+            # ids.new_trace_int, inlined: this is the hot path of every root span
+            trace = Trace(
+                ((start // 1_000_000) << 80) | (ids.new_random64() or 1), None, None, enabled
+            )
         else:
             trace = parent._trace
-            if self._type == SPAN and not trace.recorded:
+            if not trace.recorded and self._type == SPAN:
+                self._token = None
                 return NOOP_SPAN
             start = clock.now_ns()
         self._trace = trace
         self._parent = parent
-        self._sid = ids.new_random64()
+        self._sid = ids.new_random64() or 1
         self._start = start
         self._token = current.set(self)
         if trace.recorded:
@@ -198,25 +210,41 @@ class Span(Node):
         if token is None:
             return
         self._token = None
-        recorded = self._trace.recorded
-        if recorded:
+        if self._trace.recorded:
             if exc is not None and exc_type is not GeneratorExit:
                 self.record_exception(exc)
                 self._set_error(exc)
             if self._snap is not None:
                 self._close_snapshot()
             self._end = clock.now_ns()
-        try:
-            current.reset(token)
-        except ValueError:
-            # Closed from another context (a generator finished elsewhere): the span
-            # still ends; that other context's chain is not ours to repair.
-            logger.debug("spanline: span %r ended outside the context it started in", self.name)
-        if recorded:
+            try:
+                current.reset(token)
+            except ValueError:
+                self._foreign_context()
             if PIPELINE.processors:
                 PIPELINE.end(self)
             if type(self._parent) is not Span:
                 PIPELINE.ring.append(self)
+        else:
+            try:
+                current.reset(token)
+            except ValueError:
+                self._foreign_context()
+
+    def _reentered(self) -> NoopSpan:
+        report(
+            "reentered",
+            "spanline: span %r was entered twice; the second entry records nothing",
+            self.name,
+            level=30,
+        )
+        self._token = None
+        return NOOP_SPAN
+
+    def _foreign_context(self) -> None:
+        # Closed from another context (a generator finished elsewhere): the span
+        # still ends; that other context's chain is not ours to repair.
+        logger.debug("spanline: span %r ended outside the context it started in", self.name)
 
     # ------------------------------------------------------------- decorating
 
@@ -225,17 +253,18 @@ class Span(Node):
         from spanline.core.decorate import traced
 
         name, type_, kind = self.name, self._type, self.kind
-        meta, attributes = self._meta, self._attributes
+        meta = getattr(self, "_meta", None)
+        attributes = self._attributes
         context = None if self._snap is None else self._snap[0]
-        return traced(fn, lambda: Span(name, type_, kind, meta, attributes, context))
+        return traced(fn, lambda: Span(name, meta, context, kind, attributes, type_))
 
     # ------------------------------------------------------------- writing
 
     def record(self, key: str, value: object) -> None:
         """Write ``key = value`` onto the span (any value; non-JSON ones as ``repr``)."""
-        if not self._trace.recorded or self._end:
+        if self._end:
             return
-        records = self._records
+        records = getattr(self, "_records", None)
         if records is None:
             records = self._records = {}
         records[str(key)] = value if type(value) in _SCALARS or value is None else jsonable(value)
@@ -271,7 +300,7 @@ class Span(Node):
         """Add a point-in-time event (``timestamp`` in ns since the epoch; default now)."""
         if self._end:
             return
-        events = self._events
+        events = getattr(self, "_events", None)
         if events is None:
             events = self._events = []
         events.append(
@@ -308,7 +337,7 @@ class Span(Node):
 
     def set_status(self, status: StatusCode, description: str | None = None) -> None:
         """Set the status; ``OK`` is final, a description is kept only with ``ERROR``."""
-        if self._end or self._status == StatusCode.OK:
+        if self._end or self.status == StatusCode.OK:
             return
         self._status = StatusCode(status)
         self._status_message = description if status == StatusCode.ERROR else None
@@ -323,7 +352,7 @@ class Span(Node):
         return bool(self._start) and not self._end and self._trace.recorded
 
     def _set_error(self, exc: BaseException) -> None:
-        if self._status != StatusCode.OK:
+        if self.status != StatusCode.OK:
             self._status = StatusCode.ERROR
             self._status_message = f"{type(exc).__qualname__}: {exc}"
 
@@ -342,7 +371,7 @@ class Span(Node):
                 level=30,
             )
             return
-        records = self._records
+        records = getattr(self, "_records", None)
         if records is None:
             records = self._records = {}
         records.update(changes)
@@ -357,46 +386,46 @@ class Span(Node):
     @property
     def id(self) -> str | None:
         """``sp_…``/``op_…``/``hd_…`` (``None`` before the span starts)."""
-        return ids.format_id(_PREFIXES[self._type], self._start, self._sid) if self._sid else None
+        if not self._start:
+            return None
+        return ids.format_id(_PREFIXES[self._type], self._start, self._sid)
 
     @property
     def span_id(self) -> int:
         """The 64-bit W3C span id (0 before the span starts)."""
-        return self._sid
+        return self._sid if self._start else 0
 
     @property
     def span_hex(self) -> str:
         """The W3C span id as 16 lowercase hex digits."""
-        return f"{self._sid:016x}"
+        return f"{self.span_id:016x}"
 
     @property
     def trace_id(self) -> str | None:
         """``tr_…`` or the external trace id (``None`` before the span starts)."""
-        trace = self._trace
-        return None if trace is _UNSTARTED else trace.text
+        return self._trace.text if self._start else None
 
     @property
     def trace_hex(self) -> str | None:
         """The W3C trace id as 32 lowercase hex digits."""
-        trace = self._trace
-        return None if trace is _UNSTARTED else trace.hex
+        return self._trace.hex if self._start else None
 
     @property
     def actor(self) -> dict[str, str] | None:
         """The trace's actor (a copy), or ``None``."""
-        actor = self._trace.actor
+        actor = self._trace.actor if self._start else None
         return dict(actor) if actor else None
 
     @property
     def parent(self) -> Span | None:
         """The parent span in this process, or ``None`` for a local root."""
-        parent = self._parent
+        parent = self._parent if self._start else None
         return parent if type(parent) is Span else None
 
     @property
     def parent_id(self) -> str | None:
         """The parent's id, including a parent that ran in another process."""
-        parent = self._parent
+        parent = self._parent if self._start else None
         if type(parent) is Span:
             return parent.id
         return getattr(parent, "id", None)
@@ -404,7 +433,7 @@ class Span(Node):
     @property
     def parent_span_id(self) -> int:
         """The parent's 64-bit W3C span id (0 for a trace root)."""
-        parent = self._parent
+        parent = self._parent if self._start else None
         if type(parent) is Span:
             return parent._sid
         return int(getattr(parent, "sid", 0))
@@ -420,7 +449,7 @@ class Span(Node):
     @property
     def records(self) -> dict[str, Any]:
         """Values written with :meth:`record` / :func:`spanline.record`."""
-        records = self._records
+        records = getattr(self, "_records", None)
         if records is None:
             records = self._records = {}
         return records
@@ -428,7 +457,7 @@ class Span(Node):
     @property
     def meta(self) -> dict[str, Any]:
         """Metadata given when the span was created."""
-        meta = self._meta
+        meta = getattr(self, "_meta", None)
         if meta is None:
             meta = self._meta = {}
         return meta
@@ -444,7 +473,7 @@ class Span(Node):
     @property
     def events(self) -> list[SpanEvent]:
         """Point-in-time events, exceptions included."""
-        events = self._events
+        events = getattr(self, "_events", None)
         if events is None:
             events = self._events = []
         return events
@@ -452,12 +481,12 @@ class Span(Node):
     @property
     def status(self) -> StatusCode:
         """UNSET, OK or ERROR."""
-        return self._status
+        return getattr(self, "_status", _STATUS_UNSET)
 
     @property
     def status_message(self) -> str | None:
         """The description that came with an ERROR status."""
-        return self._status_message
+        return getattr(self, "_status_message", None)
 
     @property
     def start_ns(self) -> int:
@@ -495,13 +524,13 @@ class Span(Node):
         Times are ISO 8601 (UTC), ``duration`` is in seconds, children are in start
         order; the local root also carries the trace's ``actor``.
         """
-        parent = self._parent
+        parent = self._parent if self._start else None
         data: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "type": self.type,
             "kind": self.kind.name.lower(),
-            "status": self._status.name.lower(),
+            "status": self.status.name.lower(),
             "trace_id": self.trace_id,
             "parent_id": self.parent_id,
             "w3c_trace_id": self.trace_hex,
@@ -510,16 +539,16 @@ class Span(Node):
             "finished_at": _iso(self._end) if self._end else None,
             "duration": round((self._end - self._start) / 1e9, 9) if self._end else None,
         }
-        if self._status_message:
-            data["status_message"] = self._status_message
-        if type(parent) is not Span and self._trace.actor:
+        if self.status_message:
+            data["status_message"] = self.status_message
+        if self._start and type(parent) is not Span and self._trace.actor:
             data["actor"] = dict(self._trace.actor)
-        data["meta"] = jsonable(self._meta or {})
+        data["meta"] = jsonable(getattr(self, "_meta", None) or {})
         data["attributes"] = jsonable(self._attributes or {})
-        data["records"] = jsonable(self._records or {})
+        data["records"] = jsonable(getattr(self, "_records", None) or {})
         data["events"] = [
             {"name": e.name, "timestamp": _iso(e.timestamp_ns), "attributes": e.attributes}
-            for e in self._events or ()
+            for e in getattr(self, "_events", None) or ()
         ]
         children = sorted(self._children or (), key=lambda c: c._start)
         data["children"] = [child.to_dict() for child in children]
@@ -632,39 +661,23 @@ NOOP_SPAN = NoopSpan()
 """The one no-op span."""
 
 
-@overload
-def span(
-    name: str,
-    *,
-    meta: Mapping[str, Any] | None = ...,
-    context: object = ...,
-    kind: SpanKind = ...,
-    attributes: Mapping[str, Any] | None = ...,
-) -> Span: ...
-@overload
-def span(name: Callable[P, R]) -> Callable[P, R]: ...
-
-
-def span(
-    name: str | Callable[P, R],
-    *,
-    meta: Mapping[str, Any] | None = None,
-    context: object = None,
-    kind: SpanKind = SpanKind.INTERNAL,
-    attributes: Mapping[str, Any] | None = None,
-) -> Span | Callable[P, R]:
-    """A span named ``name``: ``with span(...) as s:`` or ``@span(...)`` / ``@span``.
-
-    ``meta`` is stored as given; ``context`` (a mapping or object) is snapshotted at
-    start and its ``context``/``added``/``changed``/``removed`` written to the records
-    at the end; ``kind`` and ``attributes`` follow OpenTelemetry.
-    """
+def _bad_name(name: object) -> None:
     if callable(name):
-        fn = name
-        return Span(getattr(fn, "__qualname__", repr(fn)))(fn)
-    if not isinstance(name, str):
-        raise TypeError(f"span name must be a string, got {type(name).__name__}")
-    return Span(name, SPAN, kind, meta, attributes, context)
+        raise TypeError(
+            "spanline.span needs a name: write @spanline.span('name') "
+            "(or @spanline.operation for a bare decorator)"
+        )
+    raise TypeError(f"span name must be a string, got {type(name).__name__}")
+
+
+span = Span
+"""``with spanline.span(name, meta=..., context=...) as s:`` or ``@spanline.span(name)``.
+
+``span`` *is* the :class:`Span` class (no factory function: one Python call fewer on
+the hot path).  ``meta`` is stored as given; ``context`` (a mapping or object) is
+snapshotted at start and its ``context``/``added``/``changed``/``removed`` are written
+to the records at the end; ``kind`` and ``attributes`` follow OpenTelemetry.
+"""
 
 
 def current_span() -> Span | NoopSpan:

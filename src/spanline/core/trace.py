@@ -45,8 +45,7 @@ class start_trace(Boundary):  # noqa: N801 - used like a function: ``with spanli
     ) -> None:
         normalized = normalize_actor(actor)
         if trace_id is None:
-            start = clock.now_ns()
-            trace_int = ((start // 1_000_000) << 80) | ids.new_random64()
+            trace_int = ids.new_trace_int(clock.now_ns())
             external = None
         else:
             if not isinstance(trace_id, str) or not trace_id.strip():

@@ -61,7 +61,7 @@ class Tracer:
         names: list[str] = []
         node = current.get()
         while node is not None:
-            if type(node) is Span:
+            if type(node) is Span and node._trace.recorded:
                 names.append(node.name)
             node = node._parent
         return "/".join(reversed(names))

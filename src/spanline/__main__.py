@@ -1,0 +1,7 @@
+"""``python -m spanline …`` is the ``spanline`` command."""
+
+import sys
+
+from spanline.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``spanline`` command line."""

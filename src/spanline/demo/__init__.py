@@ -1,0 +1,1 @@
+"""A small, realistic workload used by ``spanline demo``."""
