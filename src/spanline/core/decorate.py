@@ -15,7 +15,7 @@ import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
-__all__ = ["traced"]
+__all__ = ["callable_name", "traced"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -114,6 +114,15 @@ def _async_generator(
             raise
 
     return wrapper
+
+
+def callable_name(obj: object) -> str:
+    """A readable default span name: the ``__qualname__`` without ``<locals>`` parts
+    (``Checkout.place``, ``validate``)."""
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if not isinstance(qualname, str):
+        return repr(obj)
+    return qualname.rsplit("<locals>.", 1)[-1]
 
 
 def traced(fn: Callable[P, R], make: Callable[[], _SpanLike]) -> Callable[P, R]:

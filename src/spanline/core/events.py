@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from spanline.core import clock, ids
 from spanline.core.carrier import dump, restore
 from spanline.core.context import current
+from spanline.core.decorate import callable_name
 from spanline.core.pipeline import PIPELINE
 from spanline.core.span import HANDLER, Span, current_span
 from spanline.core.trace import actor, current_id, start_trace, trace_id
@@ -72,7 +73,7 @@ def handler(event_name: str, *, name: str | None = None) -> Callable[[F], F]:
                 f"{fn.__qualname__} is async; handlers run synchronously inside "
                 "publish(), so make it a plain function (it may schedule work)"
             )
-        label = name or getattr(fn, "__qualname__", None) or repr(fn)
+        label = name or callable_name(fn)
         with _lock:
             _registry[event_name] = (*_registry.get(event_name, ()), (fn, label))
         return fn

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
 from spanline.core import clock, ids
 from spanline.core.context import Frame, current
-from spanline.core.decorate import traced
+from spanline.core.decorate import callable_name, traced
 from spanline.core.span import OPERATION, Span
 
 __all__ = ["Operation", "operation"]
@@ -30,7 +30,7 @@ class Operation:
     Keyword arguments given to the constructor become attributes and are kept in
     :attr:`params` (they are *not* written into the span: parameters often hold
     secrets; record what you need with :func:`spanline.record`).  The span is named
-    after the class's ``__qualname__`` unless the class sets ``operation_name``.
+    after the class (its ``__qualname__``) unless the class sets ``operation_name``.
     """
 
     operation_name: ClassVar[str | None] = None
@@ -38,7 +38,7 @@ class Operation:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._spanline_name = cls.operation_name or cls.__qualname__
+        cls._spanline_name = cls.operation_name or callable_name(cls)
         # Decided once per class, so call() is a plain method lookup at run time.
         if "call" not in cls.__dict__:
             cls.call = (  # type: ignore[method-assign]
@@ -101,7 +101,7 @@ def operation(
     def decorate(target: Callable[P, R]) -> Callable[P, R]:
         if not callable(target):
             raise TypeError(f"@operation needs a callable, got {type(target).__name__}")
-        label = name or getattr(target, "__qualname__", None) or repr(target)
+        label = name or callable_name(target)
         return traced(target, lambda: Span(label, type_=OPERATION))
 
     return decorate if fn is None else decorate(fn)
