@@ -116,7 +116,7 @@ def spanline_span(n: int) -> None:
 
 
 def spanline_operation(n: int) -> None:
-    
+
     for _ in range(n):
         Outer().call()
 
@@ -182,7 +182,7 @@ def memory_per_span(n: int) -> float:
 
 
 def main() -> None:
-    import spanline.testing  # noqa: F401 - reset between workloads
+    import spanline.testing
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")

@@ -21,8 +21,12 @@ class Enqueue(spanline.Operation):
 
 class SendConfirmation(spanline.Operation):
     def perform(self) -> dict[str, object]:
-        return {"trace_id": spanline.trace_id(), "actor": spanline.actor(),
-                "frames": spanline.frames(), "chain": spanline.trace_string()}
+        return {
+            "trace_id": spanline.trace_id(),
+            "actor": spanline.actor(),
+            "frames": spanline.frames(),
+            "chain": spanline.trace_string(),
+        }
 
 
 def _enqueue() -> tuple[str, dict[str, Any]]:
@@ -82,8 +86,14 @@ def test_restore_in_another_process(tmp_path: Any) -> None:
         with spanline.restore(sys.stdin.read()):
             print(json.dumps(SendConfirmation().call()))
     """)
-    done = subprocess.run([sys.executable, "-c", script], input=json.dumps(payload),
-                          capture_output=True, text=True, check=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     result = json.loads(done.stdout)
     assert result["trace_id"] == trace_id
     assert result["actor"] == {"type": "user", "id": "42"}
@@ -114,8 +124,7 @@ def _tampered() -> list[tuple[str, Any]]:
         ("traceparent", {**good, "traceparent": "00-zz-yy-01"}),
         ("does not match trace_id", {**good, "trace_id": "tr_" + "2" * 20}),
         ("frames must be a list", {**good, "frames": "op_x"}),
-        ("frames[0].id", {**good, "frames": [{"type": "operation", "id": "op_bad",
-                                              "name": "x"}]}),
+        ("frames[0].id", {**good, "frames": [{"type": "operation", "id": "op_bad", "name": "x"}]}),
         ("frames[0].type", {**good, "frames": [{"type": "root", "id": "x", "name": "x"}]}),
         ("frames[0].name", {**good, "frames": [{**good["frames"][0], "name": ""}]}),
         ("at most 64", {**good, "frames": good["frames"] * 65}),

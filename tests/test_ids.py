@@ -44,7 +44,12 @@ def test_every_id_kind_has_dex_format(spanline_capture: Capture) -> None:
     seen["trace"] = trace_id
     seen["event"] = event.id
     assert {k: v[:3] for k, v in seen.items()} == {
-        "op": "op_", "span": "sp_", "handler": "hd_", "trace": "tr_", "event": "ev_"}
+        "op": "op_",
+        "span": "sp_",
+        "handler": "hd_",
+        "trace": "tr_",
+        "event": "ev_",
+    }
     for value in seen.values():
         assert len(value) == 23
         assert ID_RE.match(value), value

@@ -51,8 +51,7 @@ def test_to_dict_is_json_ready_nested_tree(spanline_capture: Capture) -> None:
     assert data["actor"] == {"type": "user", "id": "42"}
     assert data["meta"] == {"k": [1, 2]}
     assert datetime.fromisoformat(data["started_at"]).tzinfo is not None
-    assert datetime.fromisoformat(data["finished_at"]) > datetime.fromisoformat(
-        data["started_at"])
+    assert datetime.fromisoformat(data["finished_at"]) > datetime.fromisoformat(data["started_at"])
     # clock readings: start_trace, root, child, event, child end, root end (1 ms apart)
     assert data["duration"] == pytest.approx(0.004)
     (child_data,) = data["children"]
@@ -135,7 +134,10 @@ def test_context_snapshot_records_added_changed_removed(spanline_capture: Captur
         pipeline_context["steps"].append("build")  # changed in place
         del pipeline_context["tmp"]
     assert stage.records["context"] == {
-        "repo": "shop", "steps": ["checkout", "build"], "image_tag": "my-image:abc123"}
+        "repo": "shop",
+        "steps": ["checkout", "build"],
+        "image_tag": "my-image:abc123",
+    }
     assert stage.records["added"] == ["image_tag"]
     assert stage.records["changed"] == ["steps"]
     assert stage.records["removed"] == ["tmp"]

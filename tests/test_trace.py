@@ -35,7 +35,8 @@ def test_start_trace_with_actor_gives_dex_chain(spanline_capture: Capture) -> No
         assert spanline.actor() == {"type": "user", "id": "42"}
         chain, frames, current = PlaceOrder().call()
     assert re.fullmatch(
-        r"user:42 > PlaceOrder\(op_[1-9A-Za-z]{6}\) > Validate\(op_[1-9A-Za-z]{6}\)", chain)
+        r"user:42 > PlaceOrder\(op_[1-9A-Za-z]{6}\) > Validate\(op_[1-9A-Za-z]{6}\)", chain
+    )
     assert frames[0] == {"type": "actor", "actor_type": "user", "id": "42"}
     assert [f["type"] for f in frames] == ["actor", "operation"]
     assert frames[1]["name"] == "PlaceOrder"
@@ -101,7 +102,8 @@ def test_system_actor_helper() -> None:
     with spanline.start_trace(actor=spanline.system("nightly_cleanup")):
         assert spanline.trace_string() == "system:nightly_cleanup"
         assert spanline.frames() == [
-            {"type": "actor", "actor_type": "system", "name": "nightly_cleanup"}]
+            {"type": "actor", "actor_type": "system", "name": "nightly_cleanup"}
+        ]
 
 
 def test_nested_start_trace_suspends_and_restores_outer(spanline_capture: Capture) -> None:

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import spanline
+from spanline.core.config import ENVIRONMENT_VARIABLES
+from spanline.testing import Capture
+
+
+def test_defaults(spanline_capture: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENVIRONMENT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    settings = spanline.configure()
+    assert settings.enabled is True
+    assert settings.ring_size == 1000
+    assert settings.payload_secret is None
+
+
+def test_argument_beats_environment(
+    spanline_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPANLINE_RING_SIZE", "7")
+    assert spanline.configure().ring_size == 7
+    assert spanline.configure(ring_size=9).ring_size == 9
+    monkeypatch.setenv("SPANLINE_ENABLED", "no")
+    assert spanline.configure().enabled is False
+    assert spanline.configure(enabled=True).enabled is True
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SPANLINE_ENABLED", "maybe", "SPANLINE_ENABLED='maybe' is not a boolean; use one of"),
+        ("SPANLINE_RING_SIZE", "lots", "SPANLINE_RING_SIZE='lots' is not an integer"),
+        ("SPANLINE_RING_SIZE", "-1", "SPANLINE_RING_SIZE=-1 is invalid; use a whole number >= 0"),
+    ],
+)
+def test_invalid_environment_is_a_clear_error_at_configure(
+    spanline_capture: Capture,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(spanline.ConfigError) as raised:
+        spanline.configure()
+    assert message in str(raised.value)
+
+
+def test_invalid_arguments_are_clear_errors(spanline_capture: Capture) -> None:
+    with pytest.raises(spanline.ConfigError, match=r"configure\(ring_size=...\)='big'"):
+        spanline.configure(ring_size="big")  # type: ignore[arg-type]
+    with pytest.raises(spanline.ConfigError, match="use True or False"):
+        spanline.configure(enabled="yes")  # type: ignore[arg-type]
+    with pytest.raises(spanline.ConfigError, match="must be a string"):
+        spanline.configure(payload_secret=123)  # type: ignore[arg-type]
+
+
+def test_invalid_environment_at_import_warns_and_keeps_the_app_running() -> None:
+    env = {**os.environ, "SPANLINE_RING_SIZE": "lots"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import spanline; print(spanline.settings.ring_size)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "1000"
+    assert "SPANLINE_RING_SIZE='lots' is not an integer" in done.stderr
+
+
+def test_ring_size_zero_keeps_nothing(spanline_capture: Capture) -> None:
+    spanline.configure(ring_size=0)
+    with spanline.span("s"):
+        pass
+    assert spanline.tracer.completed == []
+    assert spanline_capture.names() == ["s"]
