@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -32,19 +33,40 @@ R = TypeVar("R")
 
 class Trace:
     """One trace: its 128-bit W3C id, the id as users see it, the actor, and whether
-    its spans are recorded (decided once, when the trace starts)."""
+    its spans are recorded (decided once, when the trace starts).
 
-    __slots__ = ("_text", "actor", "external", "id", "recorded")
+    A generated trace (``trace_int=0``) draws its random bits on first read of
+    :attr:`id`, never on the hot path; the lock makes concurrent first reads agree.
+    """
+
+    __slots__ = ("_id", "_start", "_text", "actor", "external", "recorded")
 
     _text: str
 
     def __init__(
-        self, trace_int: int, external: str | None, actor: Actor | None, recorded: bool
+        self,
+        trace_int: int,
+        external: str | None,
+        actor: Actor | None,
+        recorded: bool,
+        start_ns: int = 0,
     ) -> None:
-        self.id = trace_int
+        self._id = trace_int
+        self._start = start_ns
         self.external = external
         self.actor = actor
         self.recorded = recorded
+
+    @property
+    def id(self) -> int:
+        """The 128-bit W3C trace id."""
+        value = self._id
+        if value:
+            return value
+        with _LAZY:
+            if not self._id:
+                self._id = ids.new_trace_int(self._start)
+            return self._id
 
     @property
     def text(self) -> str:
@@ -112,19 +134,32 @@ class Frame(Node):
 
     The audit chain never turns off: the frame has its ``op_`` id and shows in
     ``frames()`` and ``trace_string()``, but nothing is timed, linked or retained.
-    It is lighter than a :class:`~spanline.core.span.Span` on purpose.
+    It is lighter than a :class:`~spanline.core.span.Span` on purpose: four slot
+    writes, and the random half of its id is drawn only if someone reads it.
     """
 
-    __slots__ = ("name", "sid", "start_ns")
+    __slots__ = ("_sid", "name", "start_ns")
 
-    def __init__(
-        self, name: str, parent: Node | None, trace: Trace, sid: int, start_ns: int
-    ) -> None:
+    _sid: int
+
+    def __init__(self, name: str, parent: Node | None, trace: Trace, start_ns: int) -> None:
         self.name = name
         self._parent = parent
         self._trace = trace
-        self.sid = sid
         self.start_ns = start_ns
+
+    @property
+    def sid(self) -> int:
+        """The frame's 64-bit W3C span id."""
+        try:
+            return self._sid
+        except AttributeError:
+            with _LAZY:
+                try:
+                    return self._sid
+                except AttributeError:
+                    value = self._sid = ids.new_random64() or 1
+                    return value
 
     def frame(self) -> dict[str, str] | None:
         return {
@@ -132,6 +167,10 @@ class Frame(Node):
             "id": ids.format_id("op_", self.start_ns, self.sid),
             "name": self.name,
         }
+
+
+_LAZY = threading.Lock()
+"""Serializes the first read of lazily drawn ids (off the hot path)."""
 
 
 current: contextvars.ContextVar[Node | None] = contextvars.ContextVar(

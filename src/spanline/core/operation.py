@@ -13,10 +13,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
-from spanline.core import clock, ids
-from spanline.core.context import Frame, current
+from spanline.core import clock, config
+from spanline.core.context import Frame, Trace, current
 from spanline.core.decorate import callable_name, traced
-from spanline.core.span import OPERATION, Span
+from spanline.core.span import OPERATION, Span, SpanKind
+
+_INTERNAL = SpanKind.INTERNAL
 
 __all__ = ["Operation", "operation"]
 
@@ -64,22 +66,27 @@ class Operation:
 
     def _call_sync(self) -> Any:
         parent = current.get()
-        if parent is None or parent._trace.recorded:
-            with Span(self._spanline_name, type_=OPERATION):
+        if parent is None:
+            if config.settings.enabled:
+                with Span(self._spanline_name, None, None, _INTERNAL, None, OPERATION):
+                    return self.perform()
+            start = clock.now_ns()
+            trace = Trace(0, None, None, False, start)
+        elif parent._trace.recorded:
+            with Span(self._spanline_name, None, None, _INTERNAL, None, OPERATION):
                 return self.perform()
+        else:
+            start = clock.now_ns()
+            trace = parent._trace
         # Unrecorded trace: push a light frame (id and chain only), no span.
-        token = current.set(
-            Frame(
-                self._spanline_name, parent, parent._trace, ids.new_random64() or 1, clock.now_ns()
-            )
-        )
+        token = current.set(Frame(self._spanline_name, parent, trace, start))
         try:
             return self.perform()
         finally:
             current.reset(token)
 
     async def _call_async(self) -> Any:
-        with Span(self._spanline_name, type_=OPERATION):
+        with Span(self._spanline_name, None, None, _INTERNAL, None, OPERATION):
             return await self.perform()
 
 

@@ -80,7 +80,7 @@ class SpanEvent(NamedTuple):
 
 def new_trace(start_ns: int) -> Trace:
     """A fresh trace whose ``tr_`` id carries ``start_ns``'s millisecond."""
-    return Trace(ids.new_trace_int(start_ns), None, None, config.settings.enabled)
+    return Trace(0, None, None, config.settings.enabled, start_ns)
 
 
 def _iso(ns: int) -> str:
@@ -172,10 +172,7 @@ class Span(Node):
                 self._token = None
                 return NOOP_SPAN
             start = clock.now_ns()
-            # ids.new_trace_int, inlined: this is the hot path of every root span
-            trace = Trace(
-                ((start // 1_000_000) << 80) | (ids.new_random64() or 1), None, None, enabled
-            )
+            trace = Trace(0, None, None, enabled, start)  # id drawn on first read
         else:
             trace = parent._trace
             if not trace.recorded and self._type == SPAN:
