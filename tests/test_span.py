@@ -287,3 +287,57 @@ def test_span_entered_twice_records_nothing_the_second_time(
     with s as again:
         assert isinstance(again, spanline.NoopSpan)
     assert spanline_capture.names() == ["once"]
+
+
+def test_a_context_that_fails_to_read_never_breaks_the_block(
+    spanline_capture: Capture, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Hostile:
+        def to_dict(self) -> dict[str, Any]:
+            raise RuntimeError("cannot read me")
+
+    with caplog.at_level(logging.WARNING, logger="spanline"):
+        with spanline.span("stage", context=Hostile()) as stage:
+            spanline.record("ran", True)
+    assert stage.records == {"ran": True}
+    assert "could not read the context" in caplog.text
+
+
+def test_an_exception_with_a_broken_str_still_passes_through(spanline_capture: Capture) -> None:
+    class NastyError(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+    error = NastyError()
+    with pytest.raises(NastyError) as raised, spanline.span("s"):
+        raise error
+    assert raised.value is error
+    span = spanline_capture.find("s")
+    assert span.status == StatusCode.ERROR
+    assert (
+        span.status_message
+        == "test_an_exception_with_a_broken_str_still_passes_through.<locals>.Nasty"
+    )
+    assert span.events[0].attributes["exception.message"].startswith("<unprintable")
+
+
+def test_async_generator_closed_elsewhere_ends_quietly(
+    spanline_capture: Capture, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def agen() -> Any:
+        with spanline.span("agen-body"):
+            yield 1
+            yield 2
+
+    async def main() -> None:
+        gen = agen()
+        assert await gen.__anext__() == 1
+        # closed from another task (another context)
+        await asyncio.create_task(gen.aclose())
+
+    caplog.set_level(logging.DEBUG, logger="spanline")
+    asyncio.run(main())
+    span = spanline_capture.find("agen-body")
+    assert span.ended
+    assert span.status == StatusCode.UNSET
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

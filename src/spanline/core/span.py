@@ -192,7 +192,7 @@ class Span(Node):
                 else:
                     siblings.append(self)
             if self._snap is not None:
-                self._snap = (self._snap[0], snapshot.take(self._snap[0]))
+                self._open_snapshot()
             if PIPELINE.processors:
                 PIPELINE.start(self)
         return self
@@ -209,8 +209,7 @@ class Span(Node):
         self._token = None
         if self._trace.recorded:
             if exc is not None and exc_type is not GeneratorExit:
-                self.record_exception(exc)
-                self._set_error(exc)
+                self._fail(exc)
             if self._snap is not None:
                 self._close_snapshot()
             self._end = clock.now_ns()
@@ -348,10 +347,43 @@ class Span(Node):
         """True while the span records data (started, not ended, trace recorded)."""
         return bool(self._start) and not self._end and self._trace.recorded
 
+    def _fail(self, exc: BaseException) -> None:
+        # Recording must never replace the user's exception with one of ours.
+        try:
+            self.record_exception(exc)
+        except Exception as error:  # noqa: BLE001 - tracing never breaks the app
+            report(
+                "record-exception",
+                "spanline: could not record %r on span %r: %r",
+                type(exc),
+                self.name,
+                error,
+                level=30,
+            )
+        self._set_error(exc)
+
+    def _open_snapshot(self) -> None:
+        assert self._snap is not None  # noqa: S101 - checked by the only caller
+        live = self._snap[0]
+        try:
+            self._snap = (live, snapshot.take(live))
+        except Exception as error:  # noqa: BLE001 - a strange context must not break the app
+            self._snap = None
+            report(
+                "snapshot",
+                "spanline: could not read the context of span %r: %r",
+                self.name,
+                error,
+                level=30,
+            )
+
     def _set_error(self, exc: BaseException) -> None:
         if self.status != StatusCode.OK:
             self._status = StatusCode.ERROR
-            self._status_message = f"{type(exc).__qualname__}: {exc}"
+            try:
+                self._status_message = f"{type(exc).__qualname__}: {exc}"
+            except Exception:  # noqa: BLE001 - a broken __str__ must not break the app
+                self._status_message = type(exc).__qualname__
 
     def _close_snapshot(self) -> None:
         assert self._snap is not None  # noqa: S101 - checked by the only caller
