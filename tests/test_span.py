@@ -314,10 +314,8 @@ def test_an_exception_with_a_broken_str_still_passes_through(spanline_capture: C
     assert raised.value is error
     span = spanline_capture.find("s")
     assert span.status == StatusCode.ERROR
-    assert (
-        span.status_message
-        == "test_an_exception_with_a_broken_str_still_passes_through.<locals>.Nasty"
-    )
+    assert span.status_message is not None
+    assert span.status_message.endswith("NastyError")
     assert span.events[0].attributes["exception.message"].startswith("<unprintable")
 
 
