@@ -15,6 +15,7 @@ Threading rules (the contract later exporters build on):
 
 from __future__ import annotations
 
+import atexit
 import collections
 import threading
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -160,3 +161,9 @@ class Pipeline:
 
 PIPELINE = Pipeline()
 """The process-wide pipeline every span reports to."""
+
+
+@atexit.register
+def _shutdown_at_exit() -> None:
+    """At interpreter exit, let every processor flush within its own deadline."""
+    PIPELINE.shutdown()

@@ -1,0 +1,277 @@
+"""The batch span processor: a bounded queue drained by one worker thread.
+
+What the application thread does in ``on_end``: one length check, one
+``deque.append``, and -- once per batch -- setting an event to wake the worker.  No
+lock, no I/O.  Everything else happens on the worker:
+
+* it wakes when the queue reaches ``max_export_batch_size``, when
+  ``schedule_delay_millis`` has passed, or on ``force_flush``/``shutdown``, and exports
+  everything queued, in batches of at most ``max_export_batch_size``;
+* each ``export`` call runs under ``export_timeout_millis``: a call that overruns is
+  abandoned (counted in ``export_timeouts``) and no new call starts until it returns,
+  so a hung exporter never piles up threads -- spans wait in the queue meanwhile;
+* an exporter that raises or returns FAILURE is counted and logged (rate-limited).
+
+**Overload drops the newest span.**  When the queue holds ``max_queue_size`` spans,
+the span that just ended is not queued and ``dropped_queue_full`` is incremented.
+Dropping the newest costs one comparison, never disturbs spans already accepted
+(so a count taken under a lock, only on this path, is exact) and never blocks the
+producer.  Every span handed to ``on_end`` is eventually counted exactly once as
+exported, failed, timed out or dropped.  Concurrent producers may overshoot the bound
+by at most one span each (the check and the append are not one atomic step).
+
+**Fork.**  After ``os.fork`` the child gets an empty queue, zeroed counters and its
+own worker thread (pre-fork servers such as gunicorn work), while the parent carries
+on untouched.  **Exit.**  ``spanline.shutdown()`` -- also registered with ``atexit`` --
+flushes within ``shutdown_timeout_millis`` and then shuts the exporter down.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+from spanline._log import report
+from spanline.core.span import Span
+from spanline.export.exporter import ExportResult, SpanExporter
+
+__all__ = ["BatchSpanProcessor"]
+
+
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
+    return value
+
+
+class BatchSpanProcessor:
+    """Queue finished spans and export them in batches from a worker thread."""
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        max_queue_size: int = 2048,
+        max_export_batch_size: int = 512,
+        schedule_delay_millis: int = 5000,
+        export_timeout_millis: int = 30000,
+        shutdown_timeout_millis: int = 30000,
+    ) -> None:
+        if not callable(getattr(exporter, "export", None)):
+            raise TypeError(f"{type(exporter).__name__} has no export() method")
+        self._exporter = exporter
+        self._max_queue = _positive("max_queue_size", max_queue_size)
+        self._batch_size = _positive("max_export_batch_size", max_export_batch_size)
+        if self._batch_size > self._max_queue:
+            raise ValueError(
+                f"max_export_batch_size ({max_export_batch_size}) must not exceed "
+                f"max_queue_size ({max_queue_size})"
+            )
+        self._delay_s = _positive("schedule_delay_millis", schedule_delay_millis) / 1000
+        self._export_timeout_ms = _positive("export_timeout_millis", export_timeout_millis)
+        self._shutdown_timeout_ms = _positive("shutdown_timeout_millis", shutdown_timeout_millis)
+        self._start_runtime()
+        _LIVE.add(self)
+        ref = weakref.ref(self)
+        if hasattr(os, "register_at_fork"):  # pragma: no branch - absent only on Windows
+            os.register_at_fork(after_in_child=lambda: _reinit(ref))
+
+    def _start_runtime(self) -> None:
+        self._queue: collections.deque[Span] = collections.deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._flush_waiters: list[threading.Event] = []
+        self._in_flight: threading.Thread | None = None
+        self._stopping = False
+        self._stopped = False
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._last_export_ms = 0.0
+        self._worker = threading.Thread(target=self._run, name="spanline-batch", daemon=True)
+        self._worker.start()
+
+    # -- the application thread's side (hot path) ----------------------------------
+
+    def on_start(self, span: Span) -> None:
+        """Nothing to do when a span starts."""
+
+    def on_end(self, span: Span) -> None:
+        """Queue the span, or count it dropped if the queue is full or shut down."""
+        queue = self._queue
+        if len(queue) >= self._max_queue or self._stopping:
+            self._drop()
+            return
+        queue.append(span)
+        if len(queue) >= self._batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    def _drop(self) -> None:
+        with self._lock:
+            self._counts["dropped_after_shutdown" if self._stopping else "dropped_queue_full"] += 1
+        report(
+            f"batch-drop:{id(self)}",
+            "spanline: the export queue (%d spans) is full or shut down; dropping spans "
+            "(counted in the processor's stats())",
+            self._max_queue,
+            level=30,
+        )
+
+    # -- the worker ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._delay_s)
+            self._wake.clear()
+            with self._lock:
+                waiters, self._flush_waiters = self._flush_waiters, []
+                stopping = self._stopping
+            self._drain()
+            for waiter in waiters:
+                waiter.set()
+            if stopping:
+                return
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            if not self._previous_call_finished():
+                return  # a hung export is still running: keep the spans queued
+            batch = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
+            self._export(batch)
+
+    def _previous_call_finished(self) -> bool:
+        call = self._in_flight
+        if call is None:
+            return True
+        call.join(self._export_timeout_ms / 1000)
+        if call.is_alive():
+            return False
+        self._in_flight = None
+        return True
+
+    def _export(self, batch: list[Span]) -> None:
+        outcome: list[Any] = []
+
+        def call() -> None:
+            try:
+                outcome.append(self._exporter.export(batch, self._export_timeout_ms))
+            except Exception as error:  # noqa: BLE001 - counted and logged below
+                outcome.append(error)
+
+        started = time.perf_counter()
+        thread = threading.Thread(target=call, name="spanline-export", daemon=True)
+        thread.start()
+        thread.join(self._export_timeout_ms / 1000)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        exporter_name = type(self._exporter).__name__
+        with self._lock:
+            self._counts["batches"] += 1
+            self._last_export_ms = elapsed_ms
+            if thread.is_alive():
+                self._in_flight = thread
+                self._counts["export_timeouts"] += 1
+                self._counts["timed_out_spans"] += len(batch)
+            elif outcome and outcome[0] is ExportResult.SUCCESS:
+                self._counts["exported"] += len(batch)
+            else:
+                self._counts["export_failed"] += len(batch)
+        if thread.is_alive():
+            report(
+                f"export-timeout:{id(self)}",
+                "spanline: %s.export did not finish within %d ms; %d spans counted as timed out",
+                exporter_name,
+                self._export_timeout_ms,
+                len(batch),
+            )
+        elif not outcome or outcome[0] is not ExportResult.SUCCESS:
+            error = outcome[0] if outcome and isinstance(outcome[0], Exception) else None
+            report(
+                f"export-failed:{id(self)}",
+                "spanline: %s.export failed (%r); %d spans lost",
+                exporter_name,
+                error or (outcome[0] if outcome else None),
+                len(batch),
+                exc_info=error,
+            )
+
+    # -- flushing and shutting down -----------------------------------------------
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        """Export everything queued now; ``False`` if the deadline passed first."""
+        if self._stopped:
+            return True
+        done = threading.Event()
+        with self._lock:
+            self._flush_waiters.append(done)
+        self._wake.set()
+        timeout = self._export_timeout_ms if timeout_millis is None else timeout_millis
+        return done.wait(timeout / 1000)
+
+    def shutdown(self, timeout_millis: int | None = None) -> None:
+        """Flush within the shutdown deadline, stop the worker, shut the exporter down.
+
+        Spans that end afterwards are dropped and counted; a second call does nothing.
+        """
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+        timeout = self._shutdown_timeout_ms if timeout_millis is None else timeout_millis
+        self._wake.set()
+        self._worker.join(timeout / 1000)
+        if self._worker.is_alive():
+            with self._lock:
+                self._counts["shutdown_timeouts"] += 1
+                self._counts["abandoned_at_shutdown"] += len(self._queue)
+            report(
+                f"shutdown-timeout:{id(self)}",
+                "spanline: shutdown deadline (%d ms) passed with %d spans still queued",
+                timeout,
+                len(self._queue),
+            )
+        self._stopped = True
+        try:
+            self._exporter.shutdown()
+        except Exception as error:  # noqa: BLE001 - tracing never breaks the app
+            report(
+                f"exporter-shutdown:{id(self)}",
+                "spanline: %s.shutdown failed: %r",
+                type(self._exporter).__name__,
+                error,
+                exc_info=error,
+            )
+
+    # -- reading ------------------------------------------------------------------
+
+    def stats(self) -> dict[str, float]:
+        """Counters: exported, export_failed, export_timeouts, timed_out_spans,
+        dropped_queue_full, dropped_after_shutdown, batches, plus the queue depth and
+        the last export's latency in ms."""
+        with self._lock:
+            snapshot: dict[str, float] = dict(self._counts)
+            snapshot["last_export_ms"] = self._last_export_ms
+        snapshot["queue_depth"] = len(self._queue)
+        for key in (
+            "exported",
+            "export_failed",
+            "export_timeouts",
+            "timed_out_spans",
+            "dropped_queue_full",
+            "dropped_after_shutdown",
+            "batches",
+        ):
+            snapshot.setdefault(key, 0)
+        return snapshot
+
+
+_LIVE: weakref.WeakSet[BatchSpanProcessor] = weakref.WeakSet()
+
+
+def _reinit(ref: weakref.ref[BatchSpanProcessor]) -> None:
+    """In a forked child: a fresh queue, counters and worker for a live processor."""
+    processor = ref()
+    if processor is not None and not processor._stopped:
+        processor._start_runtime()

@@ -1,0 +1,307 @@
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+import spanline
+from spanline.export import (
+    BatchSpanProcessor,
+    ConsoleExporter,
+    ExportResult,
+    InMemorySpanExporter,
+    JsonLinesExporter,
+)
+from spanline.testing import Capture
+
+
+class GatedExporter(InMemorySpanExporter):
+    """A real exporter that blocks inside export() until the gate opens (a stand-in
+    for an endpoint that hangs), and can be told to fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.fail = False
+        self.calls = 0
+
+    def export(self, batch: Sequence[spanline.Span], timeout_millis: int = 30000) -> ExportResult:
+        self.calls += 1
+        self.entered.set()
+        self.gate.wait()
+        if self.fail:
+            raise ConnectionError("endpoint down")
+        return super().export(batch, timeout_millis)
+
+
+@pytest.fixture
+def processors(spanline_capture: Capture) -> Iterator[list[BatchSpanProcessor]]:
+    made: list[BatchSpanProcessor] = []
+    yield made
+    for processor in made:
+        processor.shutdown(timeout_millis=2000)
+
+
+def _make(made: list[BatchSpanProcessor], exporter: object, **options: int) -> BatchSpanProcessor:
+    processor = BatchSpanProcessor(exporter, **options)  # type: ignore[arg-type]
+    made.append(processor)
+    spanline.tracer.add_processor(processor)
+    return processor
+
+
+def _spans(n: int, prefix: str = "s") -> None:
+    for i in range(n):
+        with spanline.span(f"{prefix}{i}"):
+            pass
+
+
+def test_exports_in_batches_at_the_threshold_and_on_flush(
+    processors: list[BatchSpanProcessor],
+) -> None:
+    exporter = InMemorySpanExporter()
+    sizes: list[int] = []
+    original = exporter.export
+
+    def recording(batch: Sequence[spanline.Span], timeout_millis: int = 30000) -> ExportResult:
+        sizes.append(len(batch))
+        return original(batch, timeout_millis)
+
+    exporter.export = recording  # type: ignore[method-assign]
+    processor = _make(
+        processors,
+        exporter,
+        max_queue_size=64,
+        max_export_batch_size=8,
+        schedule_delay_millis=60_000,
+    )
+    _spans(20)
+    assert processor.force_flush(5000)
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert sorted(names) == sorted(f"s{i}" for i in range(20))
+    assert max(sizes) <= 8
+    stats = processor.stats()
+    assert stats["exported"] == 20
+    assert stats["queue_depth"] == 0
+
+
+def test_schedule_delay_exports_without_a_flush(processors: list[BatchSpanProcessor]) -> None:
+    exporter = GatedExporter()
+    _make(processors, exporter, max_export_batch_size=512, schedule_delay_millis=50)
+    _spans(3)
+    assert exporter.entered.wait(10), "the timer never fired"
+    for _ in range(200):
+        if len(exporter.get_finished_spans()) == 3:
+            break
+        threading.Event().wait(0.01)
+    assert len(exporter.get_finished_spans()) == 3
+
+
+def test_overload_drops_newest_counts_exactly_and_never_blocks(
+    processors: list[BatchSpanProcessor],
+) -> None:
+    exporter = GatedExporter()
+    exporter.gate.clear()  # the exporter hangs until we open the gate
+    processor = _make(
+        processors,
+        exporter,
+        max_queue_size=100,
+        max_export_batch_size=10,
+        schedule_delay_millis=60_000,
+        export_timeout_millis=60_000,
+    )
+    produced = 1000  # 10x the queue
+    _spans(produced)  # returns while the exporter is still blocked: never blocks
+    assert not exporter.gate.is_set()
+    stats = processor.stats()
+    assert stats["queue_depth"] <= 100  # memory stays bounded
+    dropped = stats["dropped_queue_full"]
+    assert dropped >= produced - 100 - 10
+    exporter.gate.set()
+    assert processor.force_flush(10_000)
+    stats = processor.stats()
+    exported = len(exporter.get_finished_spans())
+    assert exported == stats["exported"]
+    assert exported + stats["dropped_queue_full"] == produced  # every span accounted for
+    assert stats["dropped_queue_full"] == dropped
+
+
+def test_raising_exporter_is_counted_and_the_app_carries_on(
+    processors: list[BatchSpanProcessor], caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter = GatedExporter()
+    exporter.fail = True
+    processor = _make(processors, exporter, max_export_batch_size=5)
+    _spans(12)
+    assert processor.force_flush(5000)
+    stats = processor.stats()
+    assert stats["export_failed"] == 12
+    assert stats["exported"] == 0
+    assert "endpoint down" in caplog.text
+    exporter.fail = False  # the endpoint comes back
+    _spans(3, "after")
+    assert processor.force_flush(5000)
+    assert [s.name for s in exporter.get_finished_spans()] == ["after0", "after1", "after2"]
+
+
+def test_hung_exporter_is_abandoned_after_its_timeout_then_recovers(
+    processors: list[BatchSpanProcessor],
+) -> None:
+    exporter = GatedExporter()
+    exporter.gate.clear()
+    processor = _make(
+        processors,
+        exporter,
+        max_export_batch_size=5,
+        schedule_delay_millis=60_000,
+        export_timeout_millis=100,
+    )
+    _spans(5, "first")  # a full batch: the worker starts an export that hangs
+    assert exporter.entered.wait(5)
+    _spans(4, "queued")  # these wait in the queue while the call is stuck
+    assert not processor.force_flush(300)  # the deadline passes, nothing raises
+    stats = processor.stats()
+    assert stats["export_timeouts"] >= 1
+    assert stats["timed_out_spans"] == 5
+    assert exporter.calls == 1  # no second call piled onto the hung one
+    exporter.gate.set()  # the endpoint answers again
+    assert processor.force_flush(5000)
+    names = {s.name for s in exporter.get_finished_spans()}
+    assert {f"queued{i}" for i in range(4)} <= names
+
+
+def test_shutdown_honours_its_deadline_and_later_spans_are_counted(
+    processors: list[BatchSpanProcessor],
+) -> None:
+    exporter = GatedExporter()
+    exporter.gate.clear()
+    processor = _make(
+        processors,
+        exporter,
+        max_export_batch_size=2,
+        schedule_delay_millis=60_000,
+        export_timeout_millis=60_000,
+    )
+    _spans(2)
+    assert exporter.entered.wait(5)
+    processor.shutdown(timeout_millis=200)  # returns although the export still hangs
+    assert not exporter.gate.is_set()
+    assert processor.stats()["shutdown_timeouts"] == 1
+    _spans(3, "late")
+    assert processor.stats()["dropped_after_shutdown"] == 3
+    processor.shutdown()  # a second call does nothing
+    exporter.gate.set()
+
+
+def test_constructor_validates_its_options() -> None:
+    exporter = InMemorySpanExporter()
+    with pytest.raises(ValueError, match="max_queue_size must be a whole number > 0"):
+        BatchSpanProcessor(exporter, max_queue_size=0)
+    with pytest.raises(ValueError, match="must not exceed max_queue_size"):
+        BatchSpanProcessor(exporter, max_queue_size=10, max_export_batch_size=20)
+    with pytest.raises(TypeError, match="no export"):
+        BatchSpanProcessor(object())  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_starts_with_an_empty_queue_and_its_own_worker(
+    processors: list[BatchSpanProcessor], tmp_path: Path
+) -> None:
+    path = tmp_path / "spans.jsonl"
+    processor = _make(
+        processors, JsonLinesExporter(path), max_export_batch_size=512, schedule_delay_millis=60_000
+    )
+    _spans(5, "parent-before-fork")  # queued, not yet exported
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            depth = processor.stats()["queue_depth"]
+            _spans(3, "child")
+            flushed = processor.force_flush(10_000)
+            os.write(write_end, json.dumps({"depth": depth, "flushed": flushed}).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    reply = b""
+    while chunk := os.read(read_end, 4096):
+        reply += chunk
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    child = json.loads(reply)
+    assert child == {"depth": 0, "flushed": True}
+    assert processor.force_flush(10_000)
+    names = [json.loads(line)["name"] for line in path.read_text().splitlines()]
+    assert sorted(names) == sorted(
+        [f"parent-before-fork{i}" for i in range(5)] + [f"child{i}" for i in range(3)]
+    )
+
+
+def test_spans_are_flushed_at_interpreter_exit(tmp_path: Path) -> None:
+    path = tmp_path / "exit.jsonl"
+    script = textwrap.dedent(f"""
+        import spanline
+        from spanline.export import BatchSpanProcessor, JsonLinesExporter
+        spanline.tracer.add_processor(BatchSpanProcessor(
+            JsonLinesExporter({str(path)!r}), schedule_delay_millis=60000))
+        for i in range(7):
+            with spanline.span(f"exit{{i}}"):
+                pass
+        # no shutdown() call: atexit must flush
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    names = [json.loads(line)["name"] for line in path.read_text().splitlines()]
+    assert names == [f"exit{i}" for i in range(7)]
+
+
+def test_jsonl_lines_are_flat_records(processors: list[BatchSpanProcessor], tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "spans.jsonl"
+    processor = _make(processors, JsonLinesExporter(path))
+    with spanline.start_trace(actor={"type": "user", "id": 3}), spanline.span("root") as root:
+        with spanline.span("child") as child:
+            child.set_attribute("k", [1, 2])
+            spanline.record("note", {"a": 1})
+    assert processor.force_flush(5000)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["name"] for line in lines] == ["child", "root"]
+    child_line = lines[0]
+    assert isinstance(root, spanline.Span)
+    assert child_line["parent_id"] == root.id
+    assert child_line["w3c_parent_span_id"] == root.span_hex
+    assert child_line["trace_id"] == root.trace_id
+    assert child_line["attributes"] == {"k": [1, 2]}
+    assert child_line["records"] == {"note": {"a": 1}}
+    assert child_line["actor"] == {"type": "user", "id": "3"}
+    assert "children" not in child_line
+
+
+def test_console_exporter_prints_each_finished_trace_as_a_tree(
+    processors: list[BatchSpanProcessor],
+) -> None:
+    out = io.StringIO()
+    processor = _make(processors, ConsoleExporter(out))
+    with spanline.start_trace(actor={"type": "user", "id": 9}), spanline.span("checkout"):
+        with spanline.span("charge"):
+            pass
+    assert processor.force_flush(5000)
+    text = out.getvalue()
+    assert text.startswith("trace tr_")
+    assert "checkout" in text
+    assert "[user:9]" in text
+    assert "└── charge" in text
+    assert text.count("checkout") == 1  # printed once, with its root
