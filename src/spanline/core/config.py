@@ -8,16 +8,28 @@ the same message is logged as a warning and the default is used.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import sys
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TypeVar
 
 from spanline._log import logger
 from spanline.core.pipeline import PIPELINE
 
-__all__ = ["ConfigError", "Settings", "configure", "reset_settings", "settings"]
+__all__ = [
+    "ConfigError",
+    "OtlpOptions",
+    "Settings",
+    "configure",
+    "otlp_options",
+    "reset_settings",
+    "settings",
+]
 
 T = TypeVar("T")
 _UNSET: object = object()
@@ -39,6 +51,20 @@ class Settings:
     payload_secret: str | None = None
     """When set, ``dump()`` signs job payloads and ``restore()`` rejects unsigned or
     altered ones (HMAC-SHA256)."""
+    service_name: str | None = None
+    """``service.name`` on exported spans (default ``unknown_service:<executable>``)."""
+    resource_attributes: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Extra resource attributes on exported spans."""
+
+    @property
+    def resource(self) -> dict[str, str]:
+        """The resource for exported spans: ``resource_attributes`` plus
+        ``service.name`` (``service_name`` wins over a ``service.name`` attribute)."""
+        resource = dict(self.resource_attributes)
+        if self.service_name:
+            resource["service.name"] = self.service_name
+        resource.setdefault("service.name", f"unknown_service:{Path(sys.executable).name}")
+        return resource
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -80,6 +106,41 @@ def _check_secret(name: str, value: object) -> str | None:
     raise ConfigError(f"{name} must be a string, got {type(value).__name__}")
 
 
+def _parse_text(name: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _check_text(name: str, value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value.strip() or None if value else None
+    raise ConfigError(f"{name} must be a string, got {type(value).__name__}")
+
+
+def parse_pairs(name: str, raw: str) -> dict[str, str]:
+    """``key1=value1,key2=value2`` with percent-encoded values (the W3C Baggage-like
+    format of ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_EXPORTER_OTLP_HEADERS``)."""
+    pairs: dict[str, str] = {}
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"{name}: {item.strip()!r} is not key=value; use "
+                "key1=value1,key2=value2 (values percent-encoded)"
+            )
+        pairs[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(value.strip())
+    return pairs
+
+
+def _check_pairs(name: str, value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        return {k: str(v) for k, v in value.items()}
+    raise ConfigError(f"{name} must be a mapping of strings, got {type(value).__name__}")
+
+
 def _check_bool(name: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -91,6 +152,8 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], object], Callable[[str, obje
     "enabled": ("SPANLINE_ENABLED", _parse_bool, _check_bool),
     "ring_size": ("SPANLINE_RING_SIZE", _parse_ring, _check_ring),
     "payload_secret": ("SPANLINE_PAYLOAD_SECRET", _parse_secret, _check_secret),
+    "service_name": ("OTEL_SERVICE_NAME", _parse_text, _check_text),
+    "resource_attributes": ("OTEL_RESOURCE_ATTRIBUTES", parse_pairs, _check_pairs),
 }
 ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(src[0] for src in _SOURCES.values())
 
@@ -130,7 +193,12 @@ def _apply(new: Settings) -> Settings:
 
 
 def configure(
-    *, enabled: bool | None = None, ring_size: int | None = None, payload_secret: str | None = None
+    *,
+    enabled: bool | None = None,
+    ring_size: int | None = None,
+    payload_secret: str | None = None,
+    service_name: str | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
 ) -> Settings:
     """Set spanline's settings; arguments win over environment variables.
 
@@ -144,6 +212,8 @@ def configure(
             "enabled": enabled,
             "ring_size": ring_size,
             "payload_secret": payload_secret,
+            "service_name": service_name,
+            "resource_attributes": resource_attributes,
         }.items()
         if v is not None
     }
@@ -153,3 +223,147 @@ def configure(
 def reset_settings() -> Settings:
     """Back to environment variables and defaults (used between tests)."""
     return _apply(_resolve({}, os.environ, strict=False))
+
+
+# ---------------------------------------------------------------- OTLP exporter
+
+_DEFAULT_OTLP_BASE = "http://localhost:4318"
+_PROTOCOLS = ("http/protobuf", "http/json")
+_COMPRESSIONS = ("gzip", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpOptions:
+    """Where and how the OTLP/HTTP exporter sends spans."""
+
+    endpoint: str
+    headers: dict[str, str]
+    compression: str
+    timeout_millis: int
+    protocol: str
+
+
+def _check_url(name: str, url: object) -> str:
+    if not isinstance(url, str):
+        raise ConfigError(f"{name} must be a URL string, got {type(url).__name__}")
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"{name}={url!r} is not an http:// or https:// URL with a host")
+    return url
+
+
+def _choice_of(accepted: tuple[str, ...]) -> Callable[[str, object], str]:
+    def check(name: str, raw: object) -> str:
+        value = raw.strip().lower() if isinstance(raw, str) else raw
+        if value not in accepted:
+            extra = " (gRPC is not supported; use http/protobuf)" if value == "grpc" else ""
+            raise ConfigError(f"{name}={raw!r} is invalid; use one of {', '.join(accepted)}{extra}")
+        return str(value)
+
+    return check
+
+
+def _pick(
+    argument: object,
+    check: Callable[[str, object], T],
+    arg_name: str,
+    environ: Mapping[str, str],
+    variables: tuple[str, ...],
+    parse: Callable[[str, str], T],
+    default: T,
+) -> T:
+    """Argument, else the first environment variable present, else the default."""
+    if argument is not None:
+        return check(arg_name, argument)
+    for name in variables:
+        if name in environ:
+            return parse(name, environ[name])
+    return default
+
+
+def _parse_timeout(name: str, raw: str) -> int:
+    try:
+        return _check_timeout(name, int(raw.strip()))
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number of milliseconds") from None
+
+
+def otlp_options(
+    *,
+    endpoint: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    compression: str | None = None,
+    timeout_millis: int | None = None,
+    protocol: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> OtlpOptions:
+    """Resolve the OTLP exporter's options: argument, then the trace-specific
+    ``OTEL_EXPORTER_OTLP_TRACES_*`` variable, then the generic ``OTEL_EXPORTER_OTLP_*``
+    one, then the default.  ``endpoint`` and ``…_TRACES_ENDPOINT`` are full URLs; the
+    generic ``OTEL_EXPORTER_OTLP_ENDPOINT`` is a base URL to which ``/v1/traces`` is
+    appended.  Raises :class:`ConfigError` naming the culprit."""
+    env = os.environ if environ is None else environ
+    url = _pick(
+        endpoint,
+        _check_url,
+        "endpoint",
+        env,
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",),
+        _check_url,
+        "",
+    )
+    if not url:
+        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", _DEFAULT_OTLP_BASE)
+        url = _check_url("OTEL_EXPORTER_OTLP_ENDPOINT", base.rstrip("/") + "/v1/traces")
+    return OtlpOptions(
+        endpoint=url,
+        headers=_pick(
+            headers,
+            _check_pairs,
+            "headers",
+            env,
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"),
+            parse_pairs,
+            {},
+        ),
+        compression=_pick(
+            compression,
+            _choice_of(_COMPRESSIONS),
+            "compression",
+            env,
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"),
+            _choice_of(_COMPRESSIONS),
+            "gzip",
+        ),
+        timeout_millis=_pick(
+            timeout_millis,
+            _check_timeout,
+            "timeout_millis",
+            env,
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"),
+            _parse_timeout,
+            10_000,
+        ),
+        protocol=_pick(
+            protocol,
+            _choice_of(_PROTOCOLS),
+            "protocol",
+            env,
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+            _choice_of(_PROTOCOLS),
+            "http/protobuf",
+        ),
+    )
+
+
+def _check_timeout(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name}={value!r} is invalid; use a whole number of milliseconds > 0")
+    return value
+
+
+OTLP_ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(
+    f"OTEL_EXPORTER_OTLP_{scope}{what}"
+    for what in ("ENDPOINT", "HEADERS", "COMPRESSION", "TIMEOUT", "PROTOCOL")
+    for scope in ("", "TRACES_")
+)

@@ -19,6 +19,7 @@ __all__ = [
     "chain",
     "current_id",
     "frames",
+    "frames_of",
     "start_trace",
     "trace_id",
     "trace_string",
@@ -58,17 +59,6 @@ class start_trace(Boundary):  # noqa: N801 - used like a function: ``with spanli
         self._node = TraceRoot(trace)
 
 
-def _walk() -> list[Node]:
-    """The chain from the trace's boundary to the innermost node."""
-    nodes: list[Node] = []
-    node = current.get()
-    while node is not None:
-        nodes.append(node)
-        node = node._parent
-    nodes.reverse()
-    return nodes
-
-
 def trace_id() -> str | None:
     """The current trace's id (``tr_…`` or the external id), or ``None`` outside a trace."""
     node = current.get()
@@ -94,10 +84,9 @@ def current_id() -> str | None:
     return None
 
 
-def frames() -> list[dict[str, str]]:
-    """The Dex frame stack: the actor frame (if any), then operation/handler frames,
-    outermost first."""
-    node = current.get()
+def frames_of(node: Node | None) -> list[dict[str, str]]:
+    """The Dex frame stack seen from ``node``: the actor frame (if any), then the
+    operation/handler frames from the trace's boundary down to ``node``."""
     if node is None:
         return []
     result: list[dict[str, str]] = []
@@ -106,11 +95,21 @@ def frames() -> list[dict[str, str]]:
         frame = {"type": "actor", "actor_type": trace_actor["type"]}
         frame.update((k, v) for k, v in trace_actor.items() if k != "type")
         result.append(frame)
-    for link in _walk():
+    steps: list[dict[str, str]] = []
+    link: Node | None = node
+    while link is not None:
         step = link.frame()
         if step is not None:
-            result.append(step)
+            steps.append(step)
+        link = link._parent
+    result.extend(reversed(steps))
     return result
+
+
+def frames() -> list[dict[str, str]]:
+    """The Dex frame stack: the actor frame (if any), then operation/handler frames,
+    outermost first."""
+    return frames_of(current.get())
 
 
 def chain(frame_list: list[dict[str, str]]) -> str:

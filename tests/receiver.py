@@ -1,0 +1,99 @@
+"""A real OTLP/HTTP receiver on 127.0.0.1 for tests.
+
+It is our own small server (not a mock): it listens on a real socket, decodes bodies
+with ``opentelemetry-proto`` and can be told to answer with given statuses first
+(503 with Retry-After, 429, 400 …) to exercise the exporter's retry rules.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    raw: bytes
+    body: bytes
+    status: int = 200
+
+    def request(self) -> ExportTraceServiceRequest:
+        return ExportTraceServiceRequest.FromString(self.body)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    port: int
+    plan: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/traces"
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body = (
+                    gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
+                )
+                with receiver.lock:
+                    status, headers, payload = (
+                        receiver.plan.pop(0) if receiver.plan else (200, {}, b"")
+                    )
+                    receiver.received.append(
+                        Received(self.path, dict(self.headers), raw, body, status)
+                    )
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def spans(self) -> list[Any]:
+        """Spans in the requests this receiver accepted (2xx)."""
+        with self.lock:
+            bodies = [r.request() for r in self.received if 200 <= r.status < 300]
+        return [
+            s for b in bodies for rs in b.resource_spans for ss in rs.scope_spans for s in ss.spans
+        ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
