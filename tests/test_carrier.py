@@ -175,3 +175,59 @@ def test_signed_payloads(spanline_capture: Capture, caplog: pytest.LogCaptureFix
     spanline.tracer.reset()
     with spanline.restore(unsigned):
         assert spanline.trace_id() != trace_id
+
+
+def test_hostile_payloads_never_raise_into_the_job(
+    spanline_capture: Capture, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, good = _enqueue()
+    frame = good["frames"][0]
+    hostile: list[Any] = [
+        {**good, "trace_id": good["trace_id"] + "\n"},
+        {**good, "frames": [{**frame, "id": frame["id"] + "\n"}]},
+        {**good, "frames": [{**frame, "type": []}]},
+        {**good, "frames": [{**frame, "type": {"a": 1}}]},
+        '{"v": 1, "trace_id": "x", "actor": ' + "[" * 30_000 + "]" * 30_000 + "}",
+        {**good, "v": [1]},
+        b"\xff\xfe",
+        None,
+        42,
+    ]
+    for bad in hostile:
+        with spanline.restore(bad) as trace_id:
+            assert trace_id.startswith("tr_")  # a fresh trace: the job runs
+            assert spanline.actor() is None
+
+
+def test_hostile_signed_payloads_never_raise(spanline_capture: Capture) -> None:
+    spanline.configure(payload_secret="k")
+    _, good = _enqueue()
+    for bad in (
+        {**good, "sig": "x", "actor": {"type": "u", "id": object()}},
+        {**good, "sig": "x", "actor": {1: "a", "b": "c"}},
+    ):
+        with spanline.restore(bad):
+            assert spanline.actor() is None
+
+
+def test_many_distinct_bad_payloads_log_once(
+    spanline_capture: Capture, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="spanline"):
+        for i in range(300):
+            with spanline.restore(f"not json {i}"):
+                pass
+    assert spanline.tracer.stats()["restore_rejected"] == 300
+    assert len(caplog.records) == 1  # one warning, not one per payload
+
+
+def test_long_operation_names_survive_a_round_trip(spanline_capture: Capture) -> None:
+    @spanline.operation(name="x" * 1000)
+    def enqueue() -> dict[str, Any] | None:
+        return spanline.dump()
+
+    with spanline.start_trace(actor={"type": "user", "id": 1}) as trace_id:
+        payload = enqueue()
+    with spanline.restore(payload):
+        assert spanline.trace_id() == trace_id
+        assert spanline.actor() == {"type": "user", "id": "1"}

@@ -81,3 +81,14 @@ def test_ring_size_zero_keeps_nothing(spanline_capture: Capture) -> None:
         pass
     assert spanline.tracer.completed == []
     assert spanline_capture.names() == ["s"]
+
+
+def test_configure_keeps_earlier_arguments(spanline_capture: Capture) -> None:
+    spanline.configure(enabled=False, payload_secret="k")
+    settings = spanline.configure(ring_size=10)
+    assert settings.enabled is False
+    assert settings.payload_secret == "k"
+    assert settings.ring_size == 10
+    with pytest.raises(spanline.ConfigError):
+        spanline.configure(ring_size=-5)
+    assert spanline.settings.ring_size == 10  # a failed call changes nothing

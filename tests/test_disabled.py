@@ -91,3 +91,17 @@ def test_enabling_again_applies_to_new_traces(spanline_capture: Capture) -> None
     with spanline.span("new-trace"):
         pass
     assert spanline_capture.names() == ["new-trace"]
+
+
+def test_disabled_decorated_operations_push_frames_not_spans(spanline_capture: Capture) -> None:
+    spanline.configure(enabled=False)
+
+    @spanline.operation(name="orders.place")
+    def place() -> str:
+        assert isinstance(spanline.current_span(), spanline.NoopSpan)
+        return spanline.trace_string()
+
+    with spanline.start_trace(actor={"type": "user", "id": 5}):
+        chain = place()
+    assert chain.startswith("user:5 > orders.place(op_")
+    assert spanline_capture.spans == []

@@ -339,3 +339,85 @@ def test_async_generator_closed_elsewhere_ends_quietly(
     assert span.ended
     assert span.status == StatusCode.UNSET
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_nested_reentry_of_one_span_object_keeps_the_context_sound(
+    spanline_capture: Capture,
+) -> None:
+    s = spanline.span("outer")
+    with s:
+        with s as again:
+            assert isinstance(again, spanline.NoopSpan)
+            assert spanline.current_span() is s
+        assert spanline.current_span() is s  # the inner exit did not end it
+    assert s.ended
+    assert spanline.current_span() is spanline.current_span()  # no-op again
+    assert isinstance(spanline.current_span(), spanline.NoopSpan)
+    with spanline.span("next") as nxt:
+        pass
+    assert isinstance(nxt, spanline.Span)
+    assert nxt.parent is None
+
+
+def test_records_of_shared_cyclic_and_hostile_values_are_bounded(
+    spanline_capture: Capture,
+) -> None:
+    from spanline.core.jsonsafe import MAX_NODES
+
+    shared: list[Any] = [0]
+    for _ in range(40):  # 2**40 paths if walked naively
+        shared = [shared, shared]
+    cyclic: list[Any] = []
+    cyclic.extend([cyclic, cyclic])
+
+    class BadList(list[int]):
+        def __iter__(self) -> Any:
+            raise RuntimeError("boom")
+
+    with spanline.span("s") as s:
+        spanline.record("shared", shared)
+        spanline.record("cyclic", cyclic)
+        spanline.record("bad", BadList([1]))
+        spanline.record("huge", 10**5000)
+    records = s.to_dict()["records"]
+    assert json.dumps(records)  # serializable
+
+    def count(value: Any) -> int:
+        return 1 + sum(count(v) for v in value) if isinstance(value, list) else 1
+
+    assert count(records["shared"]) <= MAX_NODES + 64
+    assert records["cyclic"] == ["<cycle>", "<cycle>"]
+    assert records["bad"] == "[1]"
+    assert records["huge"].startswith("<int of ")
+
+
+def test_deep_trees_serialize(spanline_capture: Capture, tmp_path: Any) -> None:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        for i in range(600):
+            stack.enter_context(spanline.span(f"level{i}"))
+    root = spanline.tracer.last_completed
+    assert root is not None
+    data = root.to_dict()
+    depth = 0
+    while data["children"]:
+        data = data["children"][0]
+        depth += 1
+    assert depth == 599
+    with pytest.raises(ValueError, match="nested too deeply"):
+        spanline.tracer.write(tmp_path)
+
+
+def test_deep_recursion_keeps_the_users_exception_type(spanline_capture: Capture) -> None:
+    @spanline.operation
+    def recurse(n: int) -> int:
+        return recurse(n + 1)
+
+    with pytest.raises(RecursionError):
+        recurse(0)
+    root = spanline_capture.roots[0]
+    assert root.name == "recurse"
+    assert root.ended
+    assert root.status == StatusCode.ERROR
+    assert spanline.current_span().is_recording() is False

@@ -94,3 +94,8 @@ def test_assert_outline_reports_both_trees(spanline_capture: Capture) -> None:
 def test_real_sources_are_restored_after_reset() -> None:
     assert ids.new_random64 is ids._system_random64
     assert clock.now_ns is not None
+
+
+def test_fake_clock_rejects_a_zero_start() -> None:
+    with pytest.raises(ValueError, match="start_ns > 0"):
+        FakeClock(start_ns=0)

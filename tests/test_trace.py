@@ -140,3 +140,40 @@ def test_plain_spans_are_not_frames(spanline_capture: Capture) -> None:
             chain, frames, _ = PlaceOrder().call()
     assert [f["type"] for f in frames] == ["actor", "operation"]
     assert "boundary" not in chain
+
+
+def test_one_start_trace_object_shared_by_concurrent_tasks() -> None:
+    import asyncio
+
+    shared = spanline.start_trace(actor={"type": "system"})
+    seen: list[str | None] = []
+
+    async def task() -> None:
+        with shared as trace_id:
+            await asyncio.sleep(0)
+            assert spanline.trace_id() == trace_id
+            await asyncio.sleep(0)
+        seen.append(spanline.trace_id())
+
+    async def main() -> None:
+        await asyncio.gather(task(), task(), task())
+
+    asyncio.run(main())
+    assert seen == [None, None, None]
+    with shared, shared:
+        assert spanline.trace_id() is not None
+    assert spanline.trace_id() is None
+
+
+def test_all_zero_tr_id_gets_a_stable_w3c_id(spanline_capture: Capture) -> None:
+    hexes = set()
+    for _ in range(3):
+        with spanline.start_trace(trace_id="tr_11111111111111111111"), spanline.span("s") as s:
+            hexes.add(s.trace_hex)
+    assert len(hexes) == 1
+    assert hexes != {"0" * 32}
+
+
+def test_actor_key_named_actor_type_cannot_fake_the_type() -> None:
+    with spanline.start_trace(actor={"type": "user", "id": 1, "actor_type": "admin"}):
+        assert spanline.frames()[0]["actor_type"] == "user"

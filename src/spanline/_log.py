@@ -7,6 +7,7 @@ minute with a count of what was suppressed in between.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ __all__ = ["logger", "report"]
 logger = logging.getLogger("spanline")
 
 _INTERVAL_S = 60.0
+_MAX_KEYS = 1024
 _lock = threading.Lock()
 _last: dict[str, float] = {}
 _suppressed: dict[str, int] = {}
@@ -28,9 +30,24 @@ def report(
     level: int = logging.ERROR,
     exc_info: BaseException | None = None,
 ) -> None:
-    """Log ``message`` for problem ``key`` unless it was logged within the last minute."""
+    """Log ``message`` for problem ``key`` unless it was logged within the last minute.
+
+    Never raises (a logging failure, even a RecursionError deep in the stack, is
+    swallowed: the caller is usually handling a failure already).  Keys are
+    code-defined; at most ``_MAX_KEYS`` are remembered.
+    """
+    with contextlib.suppress(Exception):  # reporting a problem must not become one
+        _report(key, message, args, level, exc_info)
+
+
+def _report(
+    key: str, message: str, args: tuple[object, ...], level: int, exc_info: BaseException | None
+) -> None:
     now = time.monotonic()
     with _lock:
+        if len(_last) >= _MAX_KEYS:
+            _last.clear()
+            _suppressed.clear()
         last = _last.get(key)
         if last is not None and now - last < _INTERVAL_S:
             _suppressed[key] = _suppressed.get(key, 0) + 1

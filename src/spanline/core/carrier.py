@@ -66,7 +66,9 @@ def dump() -> dict[str, Any] | None:
         chain.append(walker)
         walker = walker._parent
     chain.reverse()
-    frames = [f for f in (n.frame() for n in chain) if f is not None][-MAX_FRAMES:]
+    frames = [
+        {**f, "name": f["name"][:MAX_NAME]} for f in (n.frame() for n in chain) if f is not None
+    ][-MAX_FRAMES:]
     payload: dict[str, Any] = {
         "v": VERSION,
         "trace_id": trace.text,
@@ -97,7 +99,7 @@ def _parse(data: object) -> dict[str, Any]:
             raise InvalidPayloadError(f"payload is larger than {MAX_PAYLOAD_BYTES} bytes")
         try:
             data = json.loads(data)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise InvalidPayloadError(f"payload is not valid JSON ({error})") from None
     if not isinstance(data, Mapping):
         raise InvalidPayloadError(f"payload must be a mapping, got {type(data).__name__}")
@@ -113,7 +115,11 @@ def _build(data: dict[str, Any]) -> TraceRoot | RemoteFrame:
     secret = config.settings.payload_secret
     if secret:
         sig = data.get("sig")
-        if not isinstance(sig, str) or not hmac.compare_digest(sig, _signature(data, secret)):
+        try:
+            expected = _signature(data, secret)
+        except (TypeError, ValueError, RecursionError):
+            raise InvalidPayloadError("payload holds values that cannot be signed") from None
+        if not isinstance(sig, str) or not hmac.compare_digest(sig, expected):
             raise InvalidPayloadError("signature is missing or does not match (payload_secret)")
     trace_text = _text(data.get("trace_id"), "trace_id")
     trace_int = ids.trace_int_from_id(trace_text)
@@ -150,7 +156,7 @@ def _frame_chain(root: TraceRoot, frames: list[Any]) -> TraceRoot | RemoteFrame:
         if not isinstance(frame, Mapping):
             raise InvalidPayloadError(f"frames[{i}] is not a mapping")
         kind = frame.get("type")
-        if kind not in _FRAME_TYPES:
+        if not isinstance(kind, str) or kind not in _FRAME_TYPES:
             raise InvalidPayloadError(f"frames[{i}].type must be 'operation' or 'handler'")
         ident = frame.get("id")
         if not ids.is_valid_id(ident, _FRAME_TYPES[kind]):
@@ -178,10 +184,12 @@ class restore(Boundary):  # noqa: N801 - used like a function: ``with spanline.r
         else:
             try:
                 node = _build(_parse(data))
-            except InvalidPayloadError as error:
+            except Exception as error:  # noqa: BLE001 - the job must run whatever it carries
+                if not isinstance(error, InvalidPayloadError):
+                    error = InvalidPayloadError(f"unreadable payload ({type(error).__name__})")
                 PIPELINE.count("restore_rejected")
                 report(
-                    f"restore:{error}",
+                    "restore",
                     "spanline.restore: ignoring the job's trace "
                     "context, starting a fresh trace: %s",
                     error,

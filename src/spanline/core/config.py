@@ -202,9 +202,11 @@ def configure(
 ) -> Settings:
     """Set spanline's settings; arguments win over environment variables.
 
-    An argument left as ``None`` falls back to its environment variable, then to the
-    default.  Changes apply to traces started afterwards.  Raises :class:`ConfigError`
-    for an invalid argument or environment value.
+    A setting passed here stays set across later ``configure()`` calls (until
+    :func:`reset_settings`); one never passed falls back to its environment variable,
+    re-read on every call, then to the default.  Changes apply to traces started
+    afterwards.  Raises :class:`ConfigError` for an invalid argument or environment
+    value, and then changes nothing.
     """
     given = {
         k: v
@@ -217,11 +219,18 @@ def configure(
         }.items()
         if v is not None
     }
-    return _apply(_resolve(given, os.environ, strict=True))
+    resolved = _resolve({**_pinned, **given}, os.environ, strict=True)
+    _pinned.update(given)
+    return _apply(resolved)
+
+
+_pinned: dict[str, object] = {}
+"""Settings given to configure() so far; they outlive later calls."""
 
 
 def reset_settings() -> Settings:
-    """Back to environment variables and defaults (used between tests)."""
+    """Forget configure() arguments: back to environment variables and defaults."""
+    _pinned.clear()
     return _apply(_resolve({}, os.environ, strict=False))
 
 

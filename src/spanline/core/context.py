@@ -14,7 +14,6 @@ wrapped with :func:`wrap`.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import threading
@@ -181,14 +180,29 @@ current: contextvars.ContextVar[Node | None] = contextvars.ContextVar(
 
 class Boundary:
     """A context manager that makes ``_node`` current (a new or restored trace) and
-    restores the previous chain on exit; entering yields the trace id."""
+    restores the previous chain on exit; entering yields the trace id.
 
-    __slots__ = ("_node", "_token")
+    One object may be entered more than once, even by concurrent tasks or threads:
+    each entry keeps its own token, and an exit resets the one that belongs to the
+    exiting context (boundaries are per request, so this is not a hot path).
+    """
+
+    __slots__ = ("_lock", "_node", "_tokens")
 
     _node: Node
+    _lock: threading.Lock
+    _tokens: list[Any]
 
     def __enter__(self) -> str:
-        self._token: Any = current.set(self._node)
+        token = current.set(self._node)
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            lock = self._lock = threading.Lock()
+        with lock:
+            tokens = getattr(self, "_tokens", None)
+            if tokens is None:
+                tokens = self._tokens = []
+            tokens.append(token)
         return self._node._trace.text
 
     def __exit__(
@@ -197,11 +211,15 @@ class Boundary:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token, self._token = self._token, None
-        if token is not None:
-            # closed from another context: that context is not ours to repair
-            with contextlib.suppress(ValueError):
-                current.reset(token)
+        with self._lock:
+            tokens: list[Any] = self._tokens
+            for i in range(len(tokens) - 1, -1, -1):
+                try:
+                    current.reset(tokens[i])
+                except (ValueError, RuntimeError):
+                    continue  # another context's entry (or already used)
+                del tokens[i]
+                return
 
 
 def wrap(fn: Callable[P, R]) -> Callable[P, R]:

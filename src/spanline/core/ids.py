@@ -62,8 +62,8 @@ _TS_CHARS = 8
 _RAND_CHARS = 12
 _MAX_MS = 58**_TS_CHARS
 _MASK64 = (1 << 64) - 1
-_ID_RE = re.compile(r"^(tr|op|hd|ev|sp)_[1-9A-HJ-NP-Za-km-z]{20}$")
-_HEX32_RE = re.compile(r"^[0-9a-f]{32}$")
+_ID_RE = re.compile(r"(tr|op|hd|ev|sp)_[1-9A-HJ-NP-Za-km-z]{20}")  # used with fullmatch
+_HEX32_RE = re.compile(r"[0-9a-f]{32}")  # used with fullmatch
 
 # Ids must be unique, not unpredictable: a seeded PRNG is the cheap, right tool here.
 _rng = random.Random(os.urandom(32))  # noqa: S311
@@ -142,7 +142,7 @@ def format_id(prefix: str, start_ns: int, random64: int) -> str:
 
 def is_valid_id(text: object, prefix: str | None = None) -> bool:
     """True when ``text`` is a well-formed spanline id (optionally with ``prefix``)."""
-    if not isinstance(text, str) or _ID_RE.match(text) is None:
+    if not isinstance(text, str) or _ID_RE.fullmatch(text) is None:
         return False
     if b58decode(text[-_RAND_CHARS:]) > _MASK64:
         return False
@@ -176,9 +176,11 @@ def trace_int_from_id(trace_id: str) -> int:
     """
     if trace_id.startswith("tr_") and is_valid_id(trace_id, "tr_"):
         ms = b58decode(trace_id[3 : 3 + _TS_CHARS])
-        return (ms << 80) | b58decode(trace_id[-_RAND_CHARS:])
+        value = (ms << 80) | b58decode(trace_id[-_RAND_CHARS:])
+        if value:  # the all-zero id is invalid in W3C: such a text is hashed below
+            return value
     lowered = trace_id.lower()
-    if _HEX32_RE.match(lowered) and lowered != "0" * 32:
+    if _HEX32_RE.fullmatch(lowered) and lowered != "0" * 32:
         return int(lowered, 16)
     digest = hashlib.blake2b(trace_id.encode("utf-8", "surrogatepass"), digest_size=16)
     return int.from_bytes(digest.digest(), "big") or 1

@@ -9,6 +9,7 @@ frame of the trace (it shows in ``frames()`` and ``trace_string()``):
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
@@ -21,7 +22,7 @@ from spanline.core.span import OPERATION, Span, SpanKind
 _INTERNAL = SpanKind.INTERNAL
 _new = object.__new__
 
-__all__ = ["Operation", "operation"]
+__all__ = ["Operation", "operation", "run_operation"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -66,35 +67,49 @@ class Operation:
         raise NotImplementedError(f"{type(self).__qualname__} must implement perform()")
 
     def _call_sync(self) -> Any:
-        parent = current.get()
-        if parent is None:
-            if config.settings.enabled:
-                with Span(self._spanline_name, None, None, _INTERNAL, None, OPERATION):
-                    return self.perform()
-            start = clock.now_ns()
-            trace = Trace(0, None, None, False, start)
-        elif parent._trace.recorded:
-            with Span(self._spanline_name, None, None, _INTERNAL, None, OPERATION):
-                return self.perform()
-        else:
-            start = clock.now_ns()
-            trace = parent._trace
-        # Unrecorded trace: push a light frame (id and chain only), no span.  Built
-        # without calling Frame.__init__ (same four fields): saves ~75 ns per call.
-        frame = _new(Frame)
-        frame.name = self._spanline_name
-        frame._parent = parent
-        frame._trace = trace
-        frame.start_ns = start
-        token = current.set(frame)
-        try:
-            return self.perform()
-        finally:
-            current.reset(token)
+        return run_operation(self._spanline_name, self.perform, (), _NO_KWARGS)
 
     async def _call_async(self) -> Any:
         with Span(self._spanline_name, None, None, _INTERNAL, None, OPERATION):
             return await self.perform()
+
+
+_NO_KWARGS: dict[str, Any] = {}
+_SPECIAL = (inspect.iscoroutinefunction, inspect.isgeneratorfunction, inspect.isasyncgenfunction)
+
+
+def run_operation(
+    name: str, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> R:
+    """Call ``fn(*args, **kwargs)`` inside an operation frame named ``name``.
+
+    In a recorded trace that frame is a full :class:`Span`; in an unrecorded one (or
+    with recording off) it is a light :class:`Frame` -- id and chain only.
+    """
+    parent = current.get()
+    if parent is None:
+        if config.settings.enabled:
+            with Span(name, None, None, _INTERNAL, None, OPERATION):
+                return fn(*args, **kwargs)
+        start = clock.now_ns()
+        trace = Trace(0, None, None, False, start)
+    elif parent._trace.recorded:
+        with Span(name, None, None, _INTERNAL, None, OPERATION):
+            return fn(*args, **kwargs)
+    else:
+        start = clock.now_ns()
+        trace = parent._trace
+    # Built without calling Frame.__init__ (same four fields): saves ~75 ns per call.
+    frame = _new(Frame)
+    frame.name = name
+    frame._parent = parent
+    frame._trace = trace
+    frame.start_ns = start
+    token = current.set(frame)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        current.reset(token)
 
 
 @overload
@@ -116,6 +131,14 @@ def operation(
         if not callable(target):
             raise TypeError(f"@operation needs a callable, got {type(target).__name__}")
         label = name or callable_name(target)
-        return traced(target, lambda: Span(label, type_=OPERATION))
+        # async functions and generators need the generic wrappers in decorate.py
+        if any(check(target) for check in _SPECIAL):
+            return traced(target, lambda: Span(label, type_=OPERATION))
+
+        @functools.wraps(target)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            return run_operation(label, target, args, kwargs)
+
+        return run
 
     return decorate if fn is None else decorate(fn)

@@ -89,6 +89,25 @@ def _iso(ns: int) -> str:
 
 
 _STATUS_UNSET = StatusCode.UNSET
+_STATUS_OK = StatusCode.OK
+_STATUS_ERROR = StatusCode.ERROR
+
+
+class _Reentry:
+    """Stands in for a span's token while the same span object is entered again."""
+
+    __slots__ = ("outer",)
+
+    def __init__(self, outer: object) -> None:
+        self.outer = outer
+
+
+def _describe(exc: BaseException) -> str:
+    name = type(exc).__qualname__
+    try:
+        return f"{name}: {exc}"
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break the app
+        return name
 
 
 class Span(Node):
@@ -206,6 +225,9 @@ class Span(Node):
         token = self._token
         if token is None:
             return
+        if type(token) is _Reentry:  # closing a nested entry of this same span
+            self._token = token.outer
+            return
         self._token = None
         if self._trace.recorded:
             if exc is not None and exc_type is not GeneratorExit:
@@ -228,13 +250,14 @@ class Span(Node):
                 self._foreign_context()
 
     def _reentered(self) -> NoopSpan:
+        # The matching __exit__ must undo only this entry, never the first one.
         report(
             "reentered",
             "spanline: span %r was entered twice; the second entry records nothing",
             self.name,
             level=30,
         )
-        self._token = None
+        self._token = _Reentry(self._token)
         return NOOP_SPAN
 
     def _foreign_context(self) -> None:
@@ -348,8 +371,12 @@ class Span(Node):
         return bool(self._start) and not self._end and self._trace.recorded
 
     def _fail(self, exc: BaseException) -> None:
-        # Recording must never replace the user's exception with one of ours.
+        # Recording must never replace the user's exception with one of ours -- not
+        # even deep in a recursion, where formatting the traceback can itself fail.
         try:
+            if self.status != _STATUS_OK:
+                self._status = _STATUS_ERROR
+                self._status_message = _describe(exc)
             self.record_exception(exc)
         except Exception as error:  # noqa: BLE001 - tracing never breaks the app
             report(
@@ -360,7 +387,6 @@ class Span(Node):
                 error,
                 level=30,
             )
-        self._set_error(exc)
 
     def _open_snapshot(self) -> None:
         assert self._snap is not None  # noqa: S101 - checked by the only caller
@@ -376,14 +402,6 @@ class Span(Node):
                 error,
                 level=30,
             )
-
-    def _set_error(self, exc: BaseException) -> None:
-        if self.status != StatusCode.OK:
-            self._status = StatusCode.ERROR
-            try:
-                self._status_message = f"{type(exc).__qualname__}: {exc}"
-            except Exception:  # noqa: BLE001 - a broken __str__ must not break the app
-                self._status_message = type(exc).__qualname__
 
     def _close_snapshot(self) -> None:
         assert self._snap is not None  # noqa: S101 - checked by the only caller
@@ -551,8 +569,19 @@ class Span(Node):
         """The span and its children as a JSON-ready nested dict.
 
         Times are ISO 8601 (UTC), ``duration`` is in seconds, children are in start
-        order; the local root also carries the trace's ``actor``.
+        order; the local root also carries the trace's ``actor``.  Built without
+        recursion, so a tree of any depth serializes.
         """
+        root = self._own_dict()
+        pending: list[tuple[Span, dict[str, Any]]] = [(self, root)]
+        while pending:
+            span, data = pending.pop()
+            children = sorted(span._children or (), key=lambda c: c._start)
+            data["children"] = [child._own_dict() for child in children]
+            pending.extend(zip(children, data["children"], strict=True))
+        return root
+
+    def _own_dict(self) -> dict[str, Any]:
         parent = self._parent if self._start else None
         data: dict[str, Any] = {
             "id": self.id,
@@ -579,8 +608,6 @@ class Span(Node):
             {"name": e.name, "timestamp": _iso(e.timestamp_ns), "attributes": e.attributes}
             for e in getattr(self, "_events", None) or ()
         ]
-        children = sorted(self._children or (), key=lambda c: c._start)
-        data["children"] = [child.to_dict() for child in children]
         return data
 
     def frame(self) -> dict[str, str] | None:

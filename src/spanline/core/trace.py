@@ -92,9 +92,8 @@ def frames_of(node: Node | None) -> list[dict[str, str]]:
     result: list[dict[str, str]] = []
     trace_actor = node._trace.actor
     if trace_actor:
-        frame = {"type": "actor", "actor_type": trace_actor["type"]}
-        frame.update((k, v) for k, v in trace_actor.items() if k != "type")
-        result.append(frame)
+        frame = {k: v for k, v in trace_actor.items() if k not in ("type", "actor_type")}
+        result.append({"type": "actor", "actor_type": trace_actor["type"], **frame})
     steps: list[dict[str, str]] = []
     link: Node | None = node
     while link is not None:

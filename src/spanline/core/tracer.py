@@ -102,9 +102,14 @@ class Tracer:
         directory.mkdir(parents=True, exist_ok=True)
         name = _UNSAFE.sub("_", root.trace_id or "trace")
         path = directory / f"{name}.json"
-        path.write_text(
-            json.dumps(root.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        try:
+            text = json.dumps(root.to_dict(), indent=2, ensure_ascii=False)
+        except RecursionError:
+            raise ValueError(
+                f"the tree of {root.trace_id} is nested too deeply to write as JSON; "
+                "export its spans flat instead (spanline.export.JsonLinesExporter)"
+            ) from None
+        path.write_text(text + "\n", encoding="utf-8")
         return path
 
 

@@ -37,6 +37,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, St
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 
 from spanline._version import __version__
+from spanline.core.jsonsafe import jsonable
 from spanline.core.span import Span
 from spanline.core.trace import chain, frames_of
 
@@ -56,7 +57,7 @@ def any_value(value: object, _depth: int = 0) -> AnyValue:  # noqa: PLR0911 - on
     if isinstance(value, int):
         if _INT64_MIN <= value <= _INT64_MAX:
             return AnyValue(int_value=value)
-        return AnyValue(string_value=str(value))
+        return AnyValue(string_value=str(jsonable(value)))
     if isinstance(value, float):
         return AnyValue(double_value=value)
     if value is None:
@@ -98,8 +99,9 @@ def _spanline_attributes(span: Span) -> list[tuple[str, object]]:
         items.extend((f"spanline.actor.{key}", value) for key, value in actor.items())
     if span.type != "span":
         items.append(("spanline.chain", chain(frames_of(span))))
-    items.extend((f"spanline.records.{key}", value) for key, value in span.records.items())
-    items.extend((f"spanline.meta.{key}", value) for key, value in span.meta.items())
+    # records and meta may hold anything: make them JSON-safe (bounded, cycle-free) first
+    items.extend((f"spanline.records.{k}", v) for k, v in jsonable(span.records).items())
+    items.extend((f"spanline.meta.{k}", v) for k, v in jsonable(span.meta).items())
     return items
 
 

@@ -40,6 +40,10 @@ class FakeClock:
     """
 
     def __init__(self, start_ns: int = 1_767_225_600_000_000_000, step_ns: int = 1_000_000) -> None:
+        if start_ns <= 0 or step_ns < 0:
+            raise ValueError(
+                "FakeClock needs start_ns > 0 (0 means 'not started') and step_ns >= 0"
+            )
         self.now = start_ns
         self.step_ns = step_ns
         self._lock = threading.Lock()
