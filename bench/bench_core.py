@@ -9,7 +9,8 @@ machine noise hits both alike; the reported figure is the median round:
   span        with spanline.span("op") as s: s.set_attribute("k", i)
   span+queue  the same with a processor that hands each finished span to a bounded
               queue (what an exporter's batch processor does on the app thread)
-  operation   a two-level operation call: Outer.call() -> Inner.call()
+  operation   a two-level operation call: Outer().call() -> Inner().call()
+  @operation  the same with two @spanline.operation functions
   disabled    the operation call with configure(enabled=False), and a plain span
   baseline    the same two-level call on plain classes with no tracing, so the
               tracing overhead of an operation can be told from Python's own cost
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import collections
 import gc
+import logging
 import platform
 import statistics
 import sys
@@ -85,6 +87,21 @@ class Outer(spanline.Operation):
         return Inner().call() + 1
 
 
+@spanline.operation
+def inner_fn() -> int:
+    return 1
+
+
+@spanline.operation
+def outer_fn() -> int:
+    return inner_fn() + 1
+
+
+def spanline_decorated(n: int) -> None:
+    for _ in range(n):
+        outer_fn()
+
+
 class PlainInner:
     """The same two-level call with no tracing at all: Python's own cost."""
 
@@ -122,6 +139,8 @@ def spanline_operation(n: int) -> None:
 
 
 def make_otel() -> tuple[Callable[[int], None], Callable[[int], None], TracerProvider]:
+    # The SDK's batch processor logs "Queue full, dropping Span" under this load.
+    logging.getLogger("opentelemetry").setLevel(logging.ERROR)
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(DropExporter()))
     tracer = provider.get_tracer("bench")
@@ -209,6 +228,8 @@ def main() -> None:
             "span+queue": (spanline_span, otel_span),
             "operation": (spanline_operation, otel_operation),
             "disabled operation": (spanline_operation, otel_operation),
+            "@operation": (spanline_decorated, otel_operation),
+            "disabled @operation": (spanline_decorated, otel_operation),
             "disabled span": (spanline_span, otel_span),
             "untraced baseline": (plain_operation, None),
         },
@@ -217,6 +238,8 @@ def main() -> None:
             "span+queue": with_queue,
             "operation": plain,
             "disabled operation": disabled,
+            "@operation": plain,
+            "disabled @operation": disabled,
             "disabled span": disabled,
             "untraced baseline": plain,
         },
@@ -225,7 +248,13 @@ def main() -> None:
     )
     provider.shutdown()
     spanline.testing.reset_all()
-    spans_per_call = {"operation": 2, "disabled operation": 2, "untraced baseline": 2}
+    spans_per_call = {
+        "operation": 2,
+        "disabled operation": 2,
+        "@operation": 2,
+        "disabled @operation": 2,
+        "untraced baseline": 2,
+    }
     print(f"python {platform.python_version()} on {platform.machine()}, {rounds} rounds x {n}")
     print(f"{'workload':<20}{'spanline µs/span':>18}{'otel µs/span':>15}{'ratio':>9}")
     for name, (ours, theirs) in results.items():
@@ -236,7 +265,7 @@ def main() -> None:
         theirs_text = f"{theirs_span:.2f}" if theirs_span is not None else "-"
         print(f"{name:<20}{ours_span:>18.3f}{theirs_text:>15}{ratio:>9}")
     baseline = results["untraced baseline"][0]
-    for name in ("operation", "disabled operation"):
+    for name in ("operation", "disabled operation", "@operation", "disabled @operation"):
         overhead = (results[name][0] - baseline) / 2
         print(f"{name} overhead over untraced Python: {overhead:.3f} µs/span")
     print(f"memory per retained finished span: {memory_per_span(10_000):.0f} bytes")
