@@ -32,6 +32,7 @@ from spanline._version import __version__
 from spanline.core import config
 from spanline.core.span import Span
 from spanline.export.exporter import ExportResult
+from spanline.export.otlp_wire import encode_request_bytes
 
 __all__ = ["OtlpHttpExporter"]
 
@@ -109,10 +110,10 @@ class OtlpHttpExporter:
     def encode(self, batch: Sequence[Span]) -> bytes:
         """The request body for ``batch`` (before compression)."""
         resource = self._resource if self._resource is not None else config.settings.resource
-        request = self._mapping.encode_request(batch, resource)
         if self.options.protocol == "http/json":
+            request = self._mapping.encode_request(batch, resource)
             return json.dumps(self._mapping.as_json(request), separators=(",", ":")).encode()
-        return bytes(request.SerializeToString())
+        return encode_request_bytes(batch, resource)
 
     # -- sending ----------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from spanline._version import __version__
 from spanline.core.jsonsafe import jsonable
 from spanline.core.span import Span
-from spanline.core.trace import chain, frames_of
+from spanline.export.record import resource_attributes, spanline_attributes
 
 __all__ = ["any_value", "as_json", "encode_request", "resource_attributes", "span_to_otlp"]
 
@@ -88,23 +88,6 @@ def _key_values(items: Iterable[tuple[str, object]]) -> list[KeyValue]:
     return [KeyValue(key=key, value=any_value(value)) for key, value in items]
 
 
-def _spanline_attributes(span: Span) -> list[tuple[str, object]]:
-    items: list[tuple[str, object]] = [
-        ("spanline.id", span.id),
-        ("spanline.trace_id", span.trace_id),
-        ("spanline.type", span.type),
-    ]
-    actor = span.actor
-    if actor:
-        items.extend((f"spanline.actor.{key}", value) for key, value in actor.items())
-    if span.type != "span":
-        items.append(("spanline.chain", chain(frames_of(span))))
-    # records and meta may hold anything: make them JSON-safe (bounded, cycle-free) first
-    items.extend((f"spanline.records.{k}", v) for k, v in jsonable(span.records).items())
-    items.extend((f"spanline.meta.{k}", v) for k, v in jsonable(span.meta).items())
-    return items
-
-
 def span_to_otlp(span: Span) -> OtlpSpan:
     """One finished span as an OTLP ``Span``."""
     parent = span.parent_span_id
@@ -117,7 +100,7 @@ def span_to_otlp(span: Span) -> OtlpSpan:
         kind=cast("OtlpSpan.SpanKind.ValueType", int(span.kind) + 1),
         start_time_unix_nano=span.start_ns,
         end_time_unix_nano=span.end_ns,
-        attributes=_key_values([*span.attributes.items(), *_spanline_attributes(span)]),
+        attributes=_key_values([*span.attributes.items(), *spanline_attributes(span)]),
         events=[
             OtlpSpan.Event(
                 time_unix_nano=e.timestamp_ns,
@@ -130,16 +113,6 @@ def span_to_otlp(span: Span) -> OtlpSpan:
             code=cast("Status.StatusCode.ValueType", int(span.status)), message=status_message or ""
         ),
     )
-
-
-def resource_attributes(resource: Mapping[str, str]) -> dict[str, str]:
-    """The resource as exported: the configured attributes plus ``telemetry.sdk.*``."""
-    return {
-        "telemetry.sdk.name": "spanline",
-        "telemetry.sdk.language": "python",
-        "telemetry.sdk.version": __version__,
-        **resource,
-    }
 
 
 def encode_request(spans: Sequence[Span], resource: Mapping[str, str]) -> ExportTraceServiceRequest:

@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from spanline._version import __version__
 from spanline.core.jsonsafe import jsonable
 from spanline.core.span import Span
+from spanline.core.trace import chain, frames_of
 
-__all__ = ["span_record"]
+__all__ = ["resource_attributes", "span_record", "spanline_attributes"]
+
+
+def spanline_attributes(span: Span) -> list[tuple[str, object]]:
+    """spanline's own data as exported attributes (names documented in docs/otlp.md):
+    ``spanline.id``, ``spanline.type``, ``spanline.trace_id``, ``spanline.actor.<key>``,
+    ``spanline.chain`` (operations and handlers), ``spanline.records.<key>`` and
+    ``spanline.meta.<key>`` (made JSON-safe: bounded and cycle-free)."""
+    items: list[tuple[str, object]] = [
+        ("spanline.id", span.id),
+        ("spanline.type", span.type),
+        ("spanline.trace_id", span.trace_id),
+    ]
+    actor = span.actor
+    if actor:
+        items.extend((f"spanline.actor.{key}", value) for key, value in actor.items())
+    if span.type != "span":
+        items.append(("spanline.chain", chain(frames_of(span))))
+    items.extend((f"spanline.records.{k}", v) for k, v in jsonable(span.records).items())
+    items.extend((f"spanline.meta.{k}", v) for k, v in jsonable(span.meta).items())
+    return items
+
+
+def resource_attributes(resource: Mapping[str, str]) -> dict[str, str]:
+    """The resource as exported: the configured attributes plus ``telemetry.sdk.*``."""
+    return {
+        "telemetry.sdk.name": "spanline",
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.version": __version__,
+        **resource,
+    }
 
 
 def span_record(span: Span) -> dict[str, Any]:

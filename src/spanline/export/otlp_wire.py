@@ -1,0 +1,227 @@
+"""OTLP protobuf wire encoding, written out by hand for speed.
+
+Why not build ``opentelemetry-proto`` message objects?  ``bench/bench_otlp.py``
+measured that path at 0.7-0.8x the OpenTelemetry SDK's own encoder: every attribute
+becomes several Python-level message objects before serialization.  Here each span
+becomes bytes directly: tags are constants, attribute keys are encoded once and
+cached, and the resource and scope are encoded once per request.
+
+The output is the same ``ExportTraceServiceRequest`` that
+:func:`spanline.export.otlp_mapping.encode_request` builds -- the tests decode both
+with ``opentelemetry-proto`` and compare them field by field -- so the mapping
+(documented there and in ``docs/otlp.md``) has one definition of meaning and two of
+speed.  Field numbers are those of ``opentelemetry/proto/trace/v1/trace.proto`` and
+``common/v1/common.proto``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
+
+from spanline._version import __version__
+from spanline.core.jsonsafe import jsonable
+from spanline.core.span import Span
+from spanline.export.record import resource_attributes, spanline_attributes
+
+__all__ = ["encode_request_bytes"]
+
+_pack_double = struct.Struct("<d").pack
+_pack_fixed64 = struct.Struct("<Q").pack
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_MAX_DEPTH = 16
+
+_SMALL = [bytes([i]) if i < 128 else bytes([(i & 0x7F) | 0x80, i >> 7]) for i in range(16384)]
+
+
+def _varint(value: int) -> bytes:
+    if 0 <= value < 16384:
+        return _SMALL[value]
+    if value < 0:
+        value += 1 << 64  # int64 two's complement, always 10 bytes
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: tag, length, payload."""
+    return tag + _varint(len(payload)) + payload
+
+
+# tags: (field number << 3) | wire type (0 varint, 1 fixed64, 2 length-delimited)
+_T1_LEN = b"\x0a"  # field 1, length-delimited
+_T2_LEN = b"\x12"
+_T3_LEN = b"\x1a"
+_T4_LEN = b"\x22"
+_T5_LEN = b"\x2a"
+_T6_LEN = b"\x32"
+_T7_LEN = b"\x3a"
+_ANY_BOOL_TRUE = b"\x10\x01"
+_ANY_BOOL_FALSE = b"\x10\x00"
+_ANY_INT = b"\x18"
+_ANY_DOUBLE = b"\x21"
+_SPAN_KIND = b"\x30"  # field 6, varint
+_SPAN_START = b"\x39"  # field 7, fixed64
+_SPAN_END = b"\x41"  # field 8, fixed64
+_SPAN_ATTR = b"\x4a"  # field 9
+_SPAN_EVENT = b"\x5a"  # field 11
+_SPAN_STATUS = b"\x7a"  # field 15
+_EVENT_TIME = b"\x09"  # field 1, fixed64
+_STATUS_CODE = b"\x18"  # field 3, varint
+
+_key_cache: dict[str, bytes] = {}
+_KEY_CACHE_MAX = 4096
+
+
+def _key(key: str) -> bytes:
+    encoded = _key_cache.get(key)
+    if encoded is None:
+        encoded = _field(_T1_LEN, key.encode("utf-8", "surrogatepass"))
+        if len(_key_cache) < _KEY_CACHE_MAX:
+            _key_cache[key] = encoded
+    return encoded
+
+
+def _any(value: object, depth: int = 0) -> bytes:  # noqa: PLR0911 - one exit per type
+    """The bytes of an ``AnyValue`` message (without its own tag/length)."""
+    if isinstance(value, str):
+        return _field(_T1_LEN, value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, bool):
+        return _ANY_BOOL_TRUE if value else _ANY_BOOL_FALSE
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return _ANY_INT + _varint(value)
+        return _field(_T1_LEN, str(jsonable(value)).encode())
+    if isinstance(value, float):
+        return _ANY_DOUBLE + _pack_double(value)
+    if value is None:
+        return b""
+    if isinstance(value, bytes | bytearray):
+        return _field(_T7_LEN, bytes(value))
+    if depth < _MAX_DEPTH:
+        if isinstance(value, Mapping):
+            body = b"".join(_field(_T1_LEN, _kv(str(k), v, depth + 1)) for k, v in value.items())
+            return _field(_T6_LEN, body)
+        if isinstance(value, list | tuple | set | frozenset):
+            body = b"".join(_field(_T1_LEN, _any(v, depth + 1)) for v in value)
+            return _field(_T5_LEN, body)
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not break export
+        text = f"<unrepresentable {type(value).__qualname__}>"
+    return _field(_T1_LEN, text.encode("utf-8", "surrogatepass"))
+
+
+def _kv(key: str, value: object, depth: int = 0) -> bytes:
+    """The bytes of a ``KeyValue`` message."""
+    return _key(key) + _field(_T2_LEN, _any(value, depth))
+
+
+def _attributes(tag: bytes, items: Iterable[tuple[str, object]]) -> bytes:
+    """Repeated ``KeyValue`` fields; strings and small ints take an inline path."""
+    out = []
+    small = _SMALL
+    cache = _key_cache
+    for key, value in items:
+        key_bytes = cache.get(key) or _key(key)
+        kind = type(value)
+        if kind is str:
+            text = cast(str, value).encode("utf-8", "surrogatepass")
+            n = len(text)
+            any_bytes = b"\x0a" + (small[n] if n < 16384 else _varint(n)) + text
+        elif kind is int and 0 <= cast(int, value) < 16384:
+            any_bytes = _ANY_INT + small[cast(int, value)]
+        else:
+            any_bytes = _any(value)
+        n = len(any_bytes)
+        kv = key_bytes + b"\x12" + (small[n] if n < 16384 else _varint(n)) + any_bytes
+        n = len(kv)
+        out.append(tag + (small[n] if n < 16384 else _varint(n)) + kv)
+    return b"".join(out)
+
+
+def _span(span: Span, per_trace: dict[object, tuple[bytes, bytes]]) -> bytes:
+    trace = span._trace
+    shared = per_trace.get(trace)
+    if shared is None:
+        # identical for every span of a trace: W3C trace id, tr_ id and actor
+        actor = span.actor or {}
+        shared = per_trace[trace] = (
+            b"\x0a\x10" + bytes.fromhex(span.trace_hex or ""),
+            _attributes(
+                _SPAN_ATTR,
+                [
+                    ("spanline.trace_id", span.trace_id),
+                    *((f"spanline.actor.{k}", v) for k, v in actor.items()),
+                ],
+            ),
+        )
+    trace_field, trace_attributes = shared
+    parent = span.parent_span_id
+    name = span.name.encode("utf-8", "surrogatepass")
+    n = len(name)
+    parts: list[bytes] = [
+        trace_field,
+        b"\x12\x08" + span.span_id.to_bytes(8, "big"),
+        b"\x22\x08" + parent.to_bytes(8, "big") if parent else b"",
+        b"\x2a" + (_SMALL[n] if n < 16384 else _varint(n)) + name,
+        _SPAN_KIND + _SMALL[int(span.kind) + 1],
+        _SPAN_START + _pack_fixed64(span.start_ns),
+        _SPAN_END + _pack_fixed64(span.end_ns),
+        _attributes(_SPAN_ATTR, span.attributes.items()) if span._attributes else b"",
+        _attributes(_SPAN_ATTR, (("spanline.id", span.id), ("spanline.type", span.type))),
+        trace_attributes,
+    ]
+    extra = _own_extras(span)
+    if extra:
+        parts.append(_attributes(_SPAN_ATTR, extra))
+    for event in span.events:
+        body = (
+            _EVENT_TIME
+            + _pack_fixed64(event.timestamp_ns)
+            + _field(_T2_LEN, event.name.encode("utf-8", "surrogatepass"))
+            + _attributes(_T3_LEN, event.attributes.items())
+        )
+        parts.append(_field(_SPAN_EVENT, body))
+    status = int(span.status)
+    message = span.status_message or ""
+    status_body = (
+        _field(_T2_LEN, message.encode("utf-8", "surrogatepass")) if message else b""
+    ) + (_STATUS_CODE + _SMALL[status] if status else b"")
+    parts.append(_field(_SPAN_STATUS, status_body))
+    return b"".join(parts)
+
+
+def _own_extras(span: Span) -> list[tuple[str, object]]:
+    """The per-span part of :func:`spanline_attributes` after id, type, trace and actor
+    (which ``_span`` encodes itself, in the same order)."""
+    items = (
+        spanline_attributes(span)
+        if (span.type != "span" or getattr(span, "_records", None) or getattr(span, "_meta", None))
+        else []
+    )
+    return [
+        (k, v)
+        for k, v in items
+        if k not in _ENCODED_SEPARATELY and not k.startswith("spanline.actor.")
+    ]
+
+
+_ENCODED_SEPARATELY = frozenset({"spanline.id", "spanline.trace_id", "spanline.type"})
+
+
+_SCOPE = _field(_T1_LEN, _field(_T1_LEN, b"spanline") + _field(_T2_LEN, __version__.encode()))
+
+
+def encode_request_bytes(spans: Sequence[Span], resource: Mapping[str, str]) -> bytes:
+    """A serialized ``ExportTraceServiceRequest``: one resource, one scope, ``spans``."""
+    resource_body = _attributes(_T1_LEN, resource_attributes(resource).items())
+    per_trace: dict[object, tuple[bytes, bytes]] = {}
+    scope_spans = _SCOPE + b"".join(_field(_T2_LEN, _span(s, per_trace)) for s in spans)
+    resource_spans = _field(_T1_LEN, resource_body) + _field(_T2_LEN, scope_spans)
+    return _field(_T1_LEN, resource_spans)
