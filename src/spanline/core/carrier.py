@@ -25,7 +25,7 @@ from typing import Any
 from spanline._log import report
 from spanline.core import clock, config, ids
 from spanline.core.actor import normalize_actor
-from spanline.core.context import Boundary, Node, RemoteFrame, Trace, TraceRoot, current
+from spanline.core.context import Boundary, Node, RemoteFrame, TraceRoot, current
 from spanline.core.pipeline import PIPELINE
 from spanline.core.span import Span, new_trace
 
@@ -35,7 +35,7 @@ VERSION = 1
 MAX_FRAMES = 64
 MAX_NAME = 256
 MAX_PAYLOAD_BYTES = 64 * 1024
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")  # fullmatch
 _FRAME_TYPES = {"operation": "op_", "handler": "hd_"}
 _KEYS = {"v", "trace_id", "traceparent", "actor", "frames", "sig"}
 
@@ -128,9 +128,10 @@ def _build(data: dict[str, Any]) -> TraceRoot | RemoteFrame:
     except (TypeError, ValueError) as error:
         raise InvalidPayloadError(f"actor: {error}") from None
     parent_sid = 0
+    parent_sampled: bool | None = None
     traceparent = data.get("traceparent")
     if traceparent is not None:
-        match = _TRACEPARENT.match(traceparent) if isinstance(traceparent, str) else None
+        match = _TRACEPARENT.fullmatch(traceparent) if isinstance(traceparent, str) else None
         if match is None:
             raise InvalidPayloadError(f"traceparent {traceparent!r} is malformed")
         if int(match.group(1), 16) != trace_int:
@@ -138,11 +139,12 @@ def _build(data: dict[str, Any]) -> TraceRoot | RemoteFrame:
         parent_sid = int(match.group(2), 16)
         if parent_sid == 0:
             raise InvalidPayloadError("traceparent's parent id is all zeros")
+        parent_sampled = bool(int(match.group(3), 16) & 1)
     frames = data.get("frames", [])
     if not isinstance(frames, list) or len(frames) > MAX_FRAMES:
         raise InvalidPayloadError(f"frames must be a list of at most {MAX_FRAMES} frames")
     external = None if ids.trace_id_from_int(trace_int) == trace_text else trace_text
-    trace = Trace(trace_int, external, actor, config.settings.enabled)
+    trace = new_trace(clock.now_ns(), trace_int, external, actor, parent_sampled)
     node = _frame_chain(TraceRoot(trace), frames)
     if parent_sid and getattr(node, "sid", 0) != parent_sid:
         # the job was enqueued from a plain span inside the last frame

@@ -20,6 +20,14 @@ from typing import TypeVar
 
 from spanline._log import logger
 from spanline.core.pipeline import PIPELINE
+from spanline.core.sampling import (
+    SAMPLER_NAMES,
+    AlwaysOn,
+    ParentBased,
+    Sampler,
+    TraceIdRatio,
+    sampler_from_name,
+)
 
 __all__ = [
     "ConfigError",
@@ -55,6 +63,13 @@ class Settings:
     """``service.name`` on exported spans (default ``unknown_service:<executable>``)."""
     resource_attributes: dict[str, str] = dataclasses.field(default_factory=dict)
     """Extra resource attributes on exported spans."""
+    sampler: Sampler = dataclasses.field(default_factory=lambda: ParentBased(AlwaysOn()))
+    """Head sampler: decides, once per new trace, whether its spans are recorded."""
+    sample_all: bool = dataclasses.field(init=False, default=True)
+    """Derived: the sampler keeps every new root trace (lets the hot path skip it)."""
+
+    def __post_init__(self) -> None:
+        self.sample_all = self.sampler.records_everything
 
     @property
     def resource(self) -> dict[str, str]:
@@ -147,27 +162,98 @@ def _check_bool(name: str, value: object) -> bool:
     raise ConfigError(f"{name}={value!r} is invalid; use True or False")
 
 
-# setting -> (environment variable, parser from text, validator of an argument)
-_SOURCES: dict[str, tuple[str, Callable[[str, str], object], Callable[[str, object], object]]] = {
-    "enabled": ("SPANLINE_ENABLED", _parse_bool, _check_bool),
-    "ring_size": ("SPANLINE_RING_SIZE", _parse_ring, _check_ring),
-    "payload_secret": ("SPANLINE_PAYLOAD_SECRET", _parse_secret, _check_secret),
-    "service_name": ("OTEL_SERVICE_NAME", _parse_text, _check_text),
-    "resource_attributes": ("OTEL_RESOURCE_ATTRIBUTES", parse_pairs, _check_pairs),
+def _parse_disabled(name: str, raw: str) -> bool:
+    return not _parse_bool(name, raw)
+
+
+def _parse_sampler(name: str, raw: str, environ: Mapping[str, str]) -> Sampler:
+    value = raw.strip().lower()
+    if value not in SAMPLER_NAMES:
+        raise ConfigError(f"{name}={raw!r} is invalid; use one of {', '.join(SAMPLER_NAMES)}")
+    ratio = 1.0
+    if "traceidratio" in value and "OTEL_TRACES_SAMPLER_ARG" in environ:
+        ratio = _parse_ratio("OTEL_TRACES_SAMPLER_ARG", environ["OTEL_TRACES_SAMPLER_ARG"])
+    return sampler_from_name(value, ratio)
+
+
+def _parse_ratio(name: str, raw: str) -> float:
+    try:
+        ratio = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; use a ratio from 0 to 1") from None
+    if not 0 <= ratio <= 1:
+        raise ConfigError(f"{name}={raw!r} is out of range; use a ratio from 0 to 1")
+    return ratio
+
+
+def _check_sampler(name: str, value: object) -> Sampler:
+    if isinstance(value, str):
+        try:
+            return sampler_from_name(value)
+        except ValueError as error:
+            raise ConfigError(f"{name}: {error}") from None
+    if isinstance(value, Sampler):
+        return value
+    raise ConfigError(f"{name} must be a sampler or one of {', '.join(SAMPLER_NAMES)}")
+
+
+Parser = Callable[[str, str, Mapping[str, str]], object]
+
+
+def _plain(parse: Callable[[str, str], object]) -> Parser:
+    return lambda name, raw, environ: parse(name, raw)
+
+
+# setting -> (its environment variables, first found wins, with their parsers;
+#             the validator of a configure() argument)
+_SOURCES: dict[str, tuple[tuple[tuple[str, Parser], ...], Callable[[str, object], object]]] = {
+    "enabled": (
+        (
+            ("SPANLINE_ENABLED", _plain(_parse_bool)),
+            ("OTEL_SDK_DISABLED", _plain(_parse_disabled)),
+            ("OTEL_TRACING_ENABLED", _plain(_parse_bool)),
+        ),
+        _check_bool,
+    ),
+    "ring_size": ((("SPANLINE_RING_SIZE", _plain(_parse_ring)),), _check_ring),
+    "payload_secret": ((("SPANLINE_PAYLOAD_SECRET", _plain(_parse_secret)),), _check_secret),
+    "service_name": ((("OTEL_SERVICE_NAME", _plain(_parse_text)),), _check_text),
+    "resource_attributes": (
+        (("OTEL_RESOURCE_ATTRIBUTES", _plain(parse_pairs)),),
+        _check_pairs,
+    ),
+    "sampler": (
+        (
+            ("OTEL_TRACES_SAMPLER", _parse_sampler),
+            (
+                "OTEL_TRACING_SAMPLE_RATE",
+                lambda name, raw, environ: ParentBased(TraceIdRatio(_parse_ratio(name, raw))),
+            ),
+        ),
+        _check_sampler,
+    ),
 }
-ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(src[0] for src in _SOURCES.values())
+ENVIRONMENT_VARIABLES: tuple[str, ...] = (
+    *(name for sources, _ in _SOURCES.values() for name, _ in sources),
+    "OTEL_TRACES_SAMPLER_ARG",
+)
 
 
 def _resolve(arguments: Mapping[str, object], environ: Mapping[str, str], strict: bool) -> Settings:
     resolved = Settings()
     for field in fields(Settings):
-        env_name, parse, check = _SOURCES[field.name]
+        if not field.init:
+            continue
+        sources, check = _SOURCES[field.name]
         value = arguments.get(field.name, _UNSET)
         try:
             if value is not _UNSET:
                 setattr(resolved, field.name, check(f"configure({field.name}=...)", value))
-            elif env_name in environ:
-                setattr(resolved, field.name, parse(env_name, environ[env_name]))
+            else:
+                for env_name, parse in sources:
+                    if env_name in environ:
+                        setattr(resolved, field.name, parse(env_name, environ[env_name], environ))
+                        break
         except ConfigError as error:
             if strict:
                 raise
@@ -177,6 +263,7 @@ def _resolve(arguments: Mapping[str, object], environ: Mapping[str, str], strict
                 error,
                 getattr(resolved, field.name),
             )
+    resolved.sample_all = resolved.sampler.records_everything
     return resolved
 
 
@@ -188,6 +275,7 @@ PIPELINE.set_ring_size(settings.ring_size)
 def _apply(new: Settings) -> Settings:
     for field in fields(Settings):
         setattr(settings, field.name, getattr(new, field.name))
+    settings.sample_all = settings.sampler.records_everything
     PIPELINE.set_ring_size(settings.ring_size)
     return settings
 
@@ -199,6 +287,7 @@ def configure(
     payload_secret: str | None = None,
     service_name: str | None = None,
     resource_attributes: Mapping[str, str] | None = None,
+    sampler: Sampler | str | None = None,
 ) -> Settings:
     """Set spanline's settings; arguments win over environment variables.
 
@@ -216,6 +305,7 @@ def configure(
             "payload_secret": payload_secret,
             "service_name": service_name,
             "resource_attributes": resource_attributes,
+            "sampler": sampler,
         }.items()
         if v is not None
     }

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from spanline._log import logger, report
 from spanline.core import clock, config, ids, snapshot
+from spanline.core.actor import Actor
 from spanline.core.context import Node, Trace, current
 from spanline.core.jsonsafe import jsonable
 from spanline.core.pipeline import PIPELINE
@@ -78,9 +79,26 @@ class SpanEvent(NamedTuple):
     attributes: dict[str, Any]
 
 
-def new_trace(start_ns: int) -> Trace:
-    """A fresh trace whose ``tr_`` id carries ``start_ns``'s millisecond."""
-    return Trace(0, None, None, config.settings.enabled, start_ns)
+def new_trace(
+    start_ns: int,
+    trace_int: int = 0,
+    external: str | None = None,
+    actor: Actor | None = None,
+    parent_sampled: bool | None = None,
+) -> Trace:
+    """A new trace, recorded if spanline is enabled and the sampler says so.
+
+    ``trace_int=0`` generates an id whose ``tr_`` form carries ``start_ns``'s
+    millisecond; ``parent_sampled`` is a remote caller's flag (for parent-based
+    sampling), ``None`` when the trace starts here.
+    """
+    settings = config.settings
+    recorded = settings.enabled
+    if recorded and (parent_sampled is not None or not settings.sample_all):
+        if not trace_int:
+            trace_int = ids.new_trace_int(start_ns)
+        recorded = settings.sampler.should_sample(trace_int, parent_sampled)
+    return Trace(trace_int, external, actor, recorded, start_ns)
 
 
 def _iso(ns: int) -> str:
@@ -181,17 +199,21 @@ class Span(Node):
 
     # ------------------------------------------------------------------ hot path
 
-    def __enter__(self) -> Span | NoopSpan:
+    def __enter__(self) -> Span | NoopSpan:  # noqa: PLR0912 - inlined on purpose (hot path)
         if self._start:
             return self._reentered()
         parent = current.get()
         if parent is None:
-            enabled = config.settings.enabled
+            settings = config.settings
+            enabled = settings.enabled
             if not enabled and self._type == SPAN:
                 self._token = None
                 return NOOP_SPAN
             start = clock.now_ns()
-            trace = Trace(0, None, None, enabled, start)  # id drawn on first read
+            if enabled and not settings.sample_all:
+                trace = new_trace(start)  # the sampler decides (needs the id now)
+            else:
+                trace = Trace(0, None, None, enabled, start)  # id drawn on first read
         else:
             trace = parent._trace
             if not trace.recorded and self._type == SPAN:

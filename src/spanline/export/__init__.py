@@ -14,6 +14,7 @@ from spanline.export.exporter import ExportResult, SpanExporter
 from spanline.export.jsonl import JsonLinesExporter
 from spanline.export.memory import InMemorySpanExporter
 from spanline.export.record import span_record
+from spanline.export.tail_sampling import TailSamplingProcessor
 
 __all__ = [
     "BatchSpanProcessor",
@@ -22,5 +23,6 @@ __all__ = [
     "InMemorySpanExporter",
     "JsonLinesExporter",
     "SpanExporter",
+    "TailSamplingProcessor",
     "span_record",
 ]
