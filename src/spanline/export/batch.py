@@ -122,15 +122,21 @@ class BatchSpanProcessor:
     # -- the worker ---------------------------------------------------------------
 
     def _run(self) -> None:
+        waiters: list[threading.Event] = []
         while True:
-            self._wake.wait(self._delay_s)
+            # with flushes pending (a hung export holds the queue), poll briefly
+            self._wake.wait(0.05 if waiters else self._delay_s)
             self._wake.clear()
             with self._lock:
-                waiters, self._flush_waiters = self._flush_waiters, []
+                waiters.extend(self._flush_waiters)
+                self._flush_waiters = []
                 stopping = self._stopping
             self._drain()
-            for waiter in waiters:
-                waiter.set()
+            if not self._queue:
+                # a flush succeeds only once what was queued has left the queue
+                for waiter in waiters:
+                    waiter.set()
+                waiters = []
             if stopping:
                 return
 
