@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from spanline.core.config import ENVIRONMENT_VARIABLES, OTLP_ENVIRONMENT_VARIABLES
+from spanline.core.config import (
+    BATCH_ENVIRONMENT_VARIABLES,
+    ENVIRONMENT_VARIABLES,
+    OTLP_ENVIRONMENT_VARIABLES,
+)
 from spanline.testing import Capture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +34,7 @@ def test_python_examples_run(page: str, spanline_capture: Capture) -> None:
 
 def test_every_environment_variable_is_documented() -> None:
     table = (ROOT / "docs/configuration.md").read_text()
-    for name in (*ENVIRONMENT_VARIABLES, *OTLP_ENVIRONMENT_VARIABLES):
+    for name in (*ENVIRONMENT_VARIABLES, *OTLP_ENVIRONMENT_VARIABLES, *BATCH_ENVIRONMENT_VARIABLES):
         assert f"`{name}`" in table, f"{name} missing from docs/configuration.md"
 
 

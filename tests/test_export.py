@@ -205,9 +205,9 @@ def test_shutdown_honours_its_deadline_and_later_spans_are_counted(
 
 def test_constructor_validates_its_options() -> None:
     exporter = InMemorySpanExporter()
-    with pytest.raises(ValueError, match="max_queue_size must be a whole number > 0"):
+    with pytest.raises(spanline.ConfigError, match="max_queue_size=0 is invalid"):
         BatchSpanProcessor(exporter, max_queue_size=0)
-    with pytest.raises(ValueError, match="must not exceed max_queue_size"):
+    with pytest.raises(spanline.ConfigError, match="must not exceed the queue size"):
         BatchSpanProcessor(exporter, max_queue_size=10, max_export_batch_size=20)
     with pytest.raises(TypeError, match="no export"):
         BatchSpanProcessor(object())  # type: ignore[arg-type]
@@ -305,3 +305,74 @@ def test_console_exporter_prints_each_finished_trace_as_a_tree(
     assert "[user:9]" in text
     assert "└── charge" in text
     assert text.count("checkout") == 1  # printed once, with its root
+
+
+def test_options_come_from_the_environment(
+    processors: list[BatchSpanProcessor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporter = InMemorySpanExporter()
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "64")
+    monkeypatch.setenv("OTEL_SPAN_BATCH_SIZE", "4")  # Keryx's name
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")
+    processor = _make(processors, exporter)
+    _spans(100)
+    assert processor.stats()["dropped_queue_full"] >= 100 - 64 - 4
+    assert processor.force_flush(5000)
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "128")
+    with pytest.raises(spanline.ConfigError, match="OTEL_BSP_MAX_EXPORT_BATCH_SIZE"):
+        BatchSpanProcessor(exporter)
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "lots")
+    with pytest.raises(spanline.ConfigError, match="OTEL_BSP_MAX_EXPORT_BATCH_SIZE='lots'"):
+        BatchSpanProcessor(exporter)
+
+
+def test_exporter_setting_installs_and_replaces_the_pipeline(
+    spanline_capture: Capture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spanline.export.setup import installed
+
+    spanline.configure(exporter="console")
+    (console,) = installed()
+    from spanline.core.pipeline import PIPELINE
+
+    assert console in PIPELINE.processors
+    with spanline.span("printed"):
+        pass
+    assert console.force_flush(5000)
+    assert "printed" in capsys.readouterr().out
+    spanline.configure(exporter="none")
+    assert installed() == []
+    assert console.stats()["dropped_after_shutdown"] == 0
+    with pytest.raises(spanline.ConfigError, match="exporter 'zipkin' is not supported"):
+        spanline.configure(exporter="zipkin")
+    with pytest.raises(spanline.ConfigError, match="propagator 'b3' is not supported"):
+        spanline.configure(propagators="tracecontext,b3")
+    assert spanline.configure(propagators=["baggage"]).propagators == ("baggage",)
+
+
+def test_otel_traces_exporter_at_import_sends_spans(tmp_path: Path) -> None:
+    from tests.receiver import Receiver
+
+    server = Receiver(0).start()
+    try:
+        script = textwrap.dedent("""
+            import spanline
+            with spanline.start_trace(actor={"type": "user", "id": 9}):
+                with spanline.span("from-env"):
+                    pass
+        """)
+        env = {
+            **os.environ,
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.port}",
+            "OTEL_SERVICE_NAME": "env-service",
+            "OTEL_BSP_SCHEDULE_DELAY": "60000",
+        }
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
+        (span,) = server.spans()  # flushed at exit
+        assert span.name == "from-env"
+        resource = server.received[0].request().resource_spans[0].resource
+        names = {kv.key: kv.value.string_value for kv in resource.attributes}
+        assert names["service.name"] == "env-service"
+    finally:
+        server.stop()

@@ -65,6 +65,10 @@ class Settings:
     """Extra resource attributes on exported spans."""
     sampler: Sampler = dataclasses.field(default_factory=lambda: ParentBased(AlwaysOn()))
     """Head sampler: decides, once per new trace, whether its spans are recorded."""
+    exporters: tuple[str, ...] = ()
+    """Exporters installed behind a batch processor each (``otlp``, ``console``)."""
+    propagators: tuple[str, ...] = ("tracecontext", "baggage")
+    """Context propagation formats for integrations (``tracecontext``, ``baggage``)."""
     sample_all: bool = dataclasses.field(init=False, default=True)
     """Derived: the sampler keeps every new root trace (lets the hot path skip it)."""
 
@@ -197,6 +201,30 @@ def _check_sampler(name: str, value: object) -> Sampler:
     raise ConfigError(f"{name} must be a sampler or one of {', '.join(SAMPLER_NAMES)}")
 
 
+_EXPORTERS = ("otlp", "console", "none")
+_PROPAGATORS = ("tracecontext", "baggage", "none")
+
+
+def _names_of(accepted: tuple[str, ...], what: str) -> Callable[[str, object], tuple[str, ...]]:
+    def check(name: str, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"{name} must be a name or a list of names of {what}")
+        names = tuple(str(item).strip().lower() for item in items if str(item).strip())
+        for item in names:
+            if item not in accepted:
+                raise ConfigError(
+                    f"{name}: {what} {item!r} is not supported; use one of {', '.join(accepted)}"
+                )
+        return tuple(n for n in dict.fromkeys(names) if n != "none")
+
+    return check
+
+
+_check_exporters = _names_of(_EXPORTERS, "exporter")
+_check_propagators = _names_of(_PROPAGATORS, "propagator")
+
+
 Parser = Callable[[str, str, Mapping[str, str]], object]
 
 
@@ -222,6 +250,8 @@ _SOURCES: dict[str, tuple[tuple[tuple[str, Parser], ...], Callable[[str, object]
         (("OTEL_RESOURCE_ATTRIBUTES", _plain(parse_pairs)),),
         _check_pairs,
     ),
+    "exporters": ((("OTEL_TRACES_EXPORTER", _plain(_check_exporters)),), _check_exporters),
+    "propagators": ((("OTEL_PROPAGATORS", _plain(_check_propagators)),), _check_propagators),
     "sampler": (
         (
             ("OTEL_TRACES_SAMPLER", _parse_sampler),
@@ -272,11 +302,27 @@ settings: Settings = _resolve({}, os.environ, strict=False)
 PIPELINE.set_ring_size(settings.ring_size)
 
 
+def _install_exporters(names: tuple[str, ...]) -> None:
+    if not names and not _exporters_installed:
+        return  # nothing to install or remove: do not import the export layer
+    from spanline.export.setup import install
+
+    try:
+        install(names)
+    except ImportError as error:
+        raise ConfigError(f"exporter {names}: {error}") from None
+    _exporters_installed[:] = list(names)
+
+
+_exporters_installed: list[str] = []
+
+
 def _apply(new: Settings) -> Settings:
     for field in fields(Settings):
         setattr(settings, field.name, getattr(new, field.name))
     settings.sample_all = settings.sampler.records_everything
     PIPELINE.set_ring_size(settings.ring_size)
+    _install_exporters(settings.exporters)
     return settings
 
 
@@ -288,6 +334,8 @@ def configure(
     service_name: str | None = None,
     resource_attributes: Mapping[str, str] | None = None,
     sampler: Sampler | str | None = None,
+    exporter: str | list[str] | tuple[str, ...] | None = None,
+    propagators: str | list[str] | tuple[str, ...] | None = None,
 ) -> Settings:
     """Set spanline's settings; arguments win over environment variables.
 
@@ -306,6 +354,8 @@ def configure(
             "service_name": service_name,
             "resource_attributes": resource_attributes,
             "sampler": sampler,
+            "exporters": exporter,
+            "propagators": propagators,
         }.items()
         if v is not None
     }
@@ -466,3 +516,84 @@ OTLP_ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(
     for what in ("ENDPOINT", "HEADERS", "COMPRESSION", "TIMEOUT", "PROTOCOL")
     for scope in ("", "TRACES_")
 )
+
+
+# ---------------------------------------------------------------- batch processor
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOptions:
+    """The batch span processor's limits and deadlines."""
+
+    max_queue_size: int
+    max_export_batch_size: int
+    schedule_delay_millis: int
+    export_timeout_millis: int
+    shutdown_timeout_millis: int
+
+
+def _parse_positive(name: str, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number; use one > 0") from None
+    return _check_positive(name, value)
+
+
+def _check_positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name}={value!r} is invalid; use a whole number > 0")
+    return value
+
+
+_BATCH_SOURCES: dict[str, tuple[tuple[str, ...], int]] = {
+    # option: (environment variables, first found wins: OpenTelemetry's, then Keryx's)
+    "max_queue_size": (("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_SPAN_QUEUE_SIZE"), 2048),
+    "max_export_batch_size": (
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_SPAN_BATCH_SIZE"),
+        512,
+    ),
+    "schedule_delay_millis": (("OTEL_BSP_SCHEDULE_DELAY", "OTEL_SPAN_EXPORT_DELAY_MS"), 5000),
+    "export_timeout_millis": (("OTEL_BSP_EXPORT_TIMEOUT",), 30000),
+    "shutdown_timeout_millis": (("OTEL_SPAN_SHUTDOWN_TIMEOUT_MS",), 30000),
+}
+BATCH_ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(
+    name for names, _ in _BATCH_SOURCES.values() for name in names
+)
+
+
+def batch_options(
+    environ: Mapping[str, str] | None = None, **arguments: int | None
+) -> BatchOptions:
+    """Resolve the batch processor's options: argument, then environment, then default
+    (queue 2048, batch 512, delay 5000 ms, export and shutdown timeouts 30000 ms).
+    Raises :class:`ConfigError` naming the culprit, also when the batch size exceeds
+    the queue size."""
+    env = os.environ if environ is None else environ
+    unknown = set(arguments) - set(_BATCH_SOURCES)
+    if unknown:
+        raise TypeError(f"unknown batch options {sorted(unknown)}")
+    values = {
+        option: _pick(
+            arguments.get(option), _check_positive, option, env, names, _parse_positive, default
+        )
+        for option, (names, default) in _BATCH_SOURCES.items()
+    }
+    if values["max_export_batch_size"] > values["max_queue_size"]:
+        raise ConfigError(
+            f"the export batch size ({values['max_export_batch_size']}) must not exceed the "
+            f"queue size ({values['max_queue_size']}); see OTEL_BSP_MAX_EXPORT_BATCH_SIZE "
+            "and OTEL_BSP_MAX_QUEUE_SIZE"
+        )
+    return BatchOptions(**values)
+
+
+def _install_at_import() -> None:
+    # OTEL_TRACES_EXPORTER at import time: install it, but never break the import.
+    try:
+        _install_exporters(settings.exporters)
+    except (ConfigError, ValueError) as error:
+        logger.log(logging.WARNING, "spanline: %s; no exporter installed", error)
+
+
+_install_at_import()

@@ -36,16 +36,11 @@ import weakref
 from typing import Any
 
 from spanline._log import report
+from spanline.core import config
 from spanline.core.span import Span
 from spanline.export.exporter import ExportResult, SpanExporter
 
 __all__ = ["BatchSpanProcessor"]
-
-
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
-    return value
 
 
 class BatchSpanProcessor:
@@ -55,25 +50,31 @@ class BatchSpanProcessor:
         self,
         exporter: SpanExporter,
         *,
-        max_queue_size: int = 2048,
-        max_export_batch_size: int = 512,
-        schedule_delay_millis: int = 5000,
-        export_timeout_millis: int = 30000,
-        shutdown_timeout_millis: int = 30000,
+        max_queue_size: int | None = None,
+        max_export_batch_size: int | None = None,
+        schedule_delay_millis: int | None = None,
+        export_timeout_millis: int | None = None,
+        shutdown_timeout_millis: int | None = None,
     ) -> None:
+        """Options left as ``None`` come from ``OTEL_BSP_*`` (or Keryx's
+        ``OTEL_SPAN_*``) variables, else the defaults: queue 2048, batch 512, delay
+        5000 ms, export and shutdown timeouts 30000 ms.  Invalid values raise
+        :class:`~spanline.ConfigError` naming the culprit."""
         if not callable(getattr(exporter, "export", None)):
             raise TypeError(f"{type(exporter).__name__} has no export() method")
+        options = config.batch_options(
+            max_queue_size=max_queue_size,
+            max_export_batch_size=max_export_batch_size,
+            schedule_delay_millis=schedule_delay_millis,
+            export_timeout_millis=export_timeout_millis,
+            shutdown_timeout_millis=shutdown_timeout_millis,
+        )
         self._exporter = exporter
-        self._max_queue = _positive("max_queue_size", max_queue_size)
-        self._batch_size = _positive("max_export_batch_size", max_export_batch_size)
-        if self._batch_size > self._max_queue:
-            raise ValueError(
-                f"max_export_batch_size ({max_export_batch_size}) must not exceed "
-                f"max_queue_size ({max_queue_size})"
-            )
-        self._delay_s = _positive("schedule_delay_millis", schedule_delay_millis) / 1000
-        self._export_timeout_ms = _positive("export_timeout_millis", export_timeout_millis)
-        self._shutdown_timeout_ms = _positive("shutdown_timeout_millis", shutdown_timeout_millis)
+        self._max_queue = options.max_queue_size
+        self._batch_size = options.max_export_batch_size
+        self._delay_s = options.schedule_delay_millis / 1000
+        self._export_timeout_ms = options.export_timeout_millis
+        self._shutdown_timeout_ms = options.shutdown_timeout_millis
         self._start_runtime()
         _LIVE.add(self)
         ref = weakref.ref(self)

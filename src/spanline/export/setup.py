@@ -1,0 +1,59 @@
+"""Installing the export pipeline that ``configure(exporter=…)`` /
+``OTEL_TRACES_EXPORTER`` names: one batch processor per exporter.
+
+``otlp`` is :class:`~spanline.export.otlp_http.OtlpHttpExporter` (options from the
+``OTEL_EXPORTER_OTLP_*`` variables), ``console`` is
+:class:`~spanline.export.ConsoleExporter`, ``none`` installs nothing.  Changing the
+setting shuts the previously installed processors down (flushing them) and installs
+the new ones; processors you registered yourself are left alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from spanline.core.pipeline import PIPELINE
+from spanline.export.batch import BatchSpanProcessor
+from spanline.export.console import ConsoleExporter
+from spanline.export.exporter import SpanExporter
+
+__all__ = ["EXPORTER_NAMES", "install", "installed"]
+
+EXPORTER_NAMES = ("otlp", "console", "none")
+
+_lock = threading.Lock()
+_installed: list[tuple[str, BatchSpanProcessor]] = []
+
+
+def _exporter(name: str) -> SpanExporter:
+    if name == "otlp":
+        from spanline.export.otlp_http import OtlpHttpExporter
+
+        return OtlpHttpExporter()
+    if name == "console":
+        return ConsoleExporter()
+    raise ValueError(f"unknown exporter {name!r}; use one of {', '.join(EXPORTER_NAMES)}")
+
+
+def install(names: Sequence[str]) -> list[BatchSpanProcessor]:
+    """Make the installed exporters exactly ``names`` (``none`` or empty: no export)."""
+    wanted = [n for n in names if n != "none"]
+    with _lock:
+        if [n for n, _ in _installed] == wanted:
+            return [p for _, p in _installed]
+        built = [(name, BatchSpanProcessor(_exporter(name))) for name in wanted]
+        old = list(_installed)
+        _installed[:] = built
+    for _, processor in old:
+        PIPELINE.remove(processor)
+        processor.shutdown()
+    for _, processor in built:
+        PIPELINE.add(processor)
+    return [p for _, p in built]
+
+
+def installed() -> list[BatchSpanProcessor]:
+    """The processors installed from the ``exporters`` setting."""
+    with _lock:
+        return [p for _, p in _installed]
