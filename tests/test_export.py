@@ -376,3 +376,42 @@ def test_otel_traces_exporter_at_import_sends_spans(tmp_path: Path) -> None:
         assert names["service.name"] == "env-service"
     finally:
         server.stop()
+
+
+def test_spanline_stats_reports_every_processor_and_exporter(
+    processors: list[BatchSpanProcessor],
+) -> None:
+    from tests.receiver import Receiver
+
+    server = Receiver(0).start()
+    try:
+        from spanline.export.otlp_http import OtlpHttpExporter
+
+        exporter = OtlpHttpExporter(endpoint=server.endpoint)
+        processor = _make(
+            processors,
+            exporter,
+            max_queue_size=10,
+            max_export_batch_size=5,
+            schedule_delay_millis=60_000,
+        )
+        _spans(4)
+        assert processor.force_flush(5000)
+        report = spanline.stats()
+        json.dumps(report)  # JSON-ready
+        ((_name, batch),) = [
+            (k, v)
+            for k, v in report["processors"].items()  # type: ignore[union-attr]
+            if k.startswith("BatchSpanProcessor")
+        ]
+        assert batch["started"] == 4
+        assert batch["ended"] == 4
+        assert batch["exported"] == 4
+        assert batch["queue_depth"] == 0
+        assert batch["max_export_ms"] > 0
+        assert batch["exporter"]["name"] == "OtlpHttpExporter"
+        assert batch["exporter"]["exported"] == 4
+        assert report["pipeline"]["processors"] == 2  # type: ignore[index]
+        exporter.shutdown()
+    finally:
+        server.stop()

@@ -34,6 +34,7 @@ EXPECTED = {
     "shutdown",
     "span",
     "start_trace",
+    "stats",
     "system",
     "trace_id",
     "trace_string",

@@ -32,7 +32,7 @@ from spanline.core.span import (
     span,
 )
 from spanline.core.trace import actor, current_id, frames, start_trace, trace_id, trace_string
-from spanline.core.tracer import Tracer, tracer
+from spanline.core.tracer import Tracer, stats, tracer
 
 __all__ = [
     "ConfigError",
@@ -64,6 +64,7 @@ __all__ = [
     "shutdown",
     "span",
     "start_trace",
+    "stats",
     "system",
     "trace_id",
     "trace_string",

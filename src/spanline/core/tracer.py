@@ -16,7 +16,7 @@ from spanline.core.context import current
 from spanline.core.pipeline import PIPELINE, SpanProcessor
 from spanline.core.span import Span
 
-__all__ = ["Tracer", "tracer"]
+__all__ = ["Tracer", "stats", "tracer"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -115,3 +115,22 @@ class Tracer:
 
 tracer = Tracer()
 """The process-wide tracer facade."""
+
+
+def stats() -> dict[str, object]:
+    """Everything spanline counts, in one JSON-ready dict.
+
+    ``pipeline``: processor and handler errors, rejected job payloads, retained trees.
+    ``processors``: for each registered processor that keeps counters (the batch
+    processor: spans started, ended, exported, failed, timed out and dropped, queue
+    depth, export latency, plus its exporter's counters), keyed ``Type#n``.
+    """
+    processors: dict[str, object] = {}
+    for index, processor in enumerate(PIPELINE.processors):
+        counters = getattr(processor, "stats", None)
+        if callable(counters):
+            try:
+                processors[f"{type(processor).__name__}#{index}"] = counters()
+            except Exception as error:  # noqa: BLE001 - reporting must not fail
+                processors[f"{type(processor).__name__}#{index}"] = {"error": repr(error)}
+    return {"pipeline": PIPELINE.stats(), "processors": processors}

@@ -29,6 +29,7 @@ flushes within ``shutdown_timeout_millis`` and then shuts the exporter down.
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import threading
 import time
@@ -90,17 +91,23 @@ class BatchSpanProcessor:
         self._stopping = False
         self._stopped = False
         self._counts: collections.Counter[str] = collections.Counter()
+        # next() on itertools.count is one atomic C call: exact counts, no lock
+        self._started = itertools.count()
+        self._ended = itertools.count()
         self._last_export_ms = 0.0
+        self._max_export_ms = 0.0
         self._worker = threading.Thread(target=self._run, name="spanline-batch", daemon=True)
         self._worker.start()
 
     # -- the application thread's side (hot path) ----------------------------------
 
     def on_start(self, span: Span) -> None:
-        """Nothing to do when a span starts."""
+        """Count the start."""
+        next(self._started)
 
     def on_end(self, span: Span) -> None:
         """Queue the span, or count it dropped if the queue is full or shut down."""
+        next(self._ended)
         queue = self._queue
         if len(queue) >= self._max_queue or self._stopping:
             self._drop()
@@ -177,6 +184,7 @@ class BatchSpanProcessor:
         with self._lock:
             self._counts["batches"] += 1
             self._last_export_ms = elapsed_ms
+            self._max_export_ms = max(self._max_export_ms, elapsed_ms)
             if thread.is_alive():
                 self._in_flight = thread
                 self._counts["export_timeouts"] += 1
@@ -253,14 +261,21 @@ class BatchSpanProcessor:
 
     # -- reading ------------------------------------------------------------------
 
-    def stats(self) -> dict[str, float]:
-        """Counters: exported, export_failed, export_timeouts, timed_out_spans,
-        dropped_queue_full, dropped_after_shutdown, batches, plus the queue depth and
-        the last export's latency in ms."""
+    def stats(self) -> dict[str, Any]:
+        """Counters: started, ended, exported, export_failed, export_timeouts,
+        timed_out_spans, dropped_queue_full, dropped_after_shutdown, batches; the queue
+        depth; the last and the slowest export's latency in ms; and the exporter's own
+        ``stats()`` under ``exporter`` when it has them."""
         with self._lock:
-            snapshot: dict[str, float] = dict(self._counts)
+            snapshot: dict[str, Any] = dict(self._counts)
             snapshot["last_export_ms"] = self._last_export_ms
+            snapshot["max_export_ms"] = self._max_export_ms
+        snapshot["started"] = _peek(self._started)
+        snapshot["ended"] = _peek(self._ended)
         snapshot["queue_depth"] = len(self._queue)
+        exporter_stats = getattr(self._exporter, "stats", None)
+        if callable(exporter_stats):
+            snapshot["exporter"] = {"name": type(self._exporter).__name__, **exporter_stats()}
         for key in (
             "exported",
             "export_failed",
@@ -272,6 +287,12 @@ class BatchSpanProcessor:
         ):
             snapshot.setdefault(key, 0)
         return snapshot
+
+
+def _peek(counter: itertools.count[int]) -> int:
+    """The next value an ``itertools.count`` would return, without advancing it
+    (read from its ``repr``, ``count(N)``, which every Python version keeps)."""
+    return int(repr(counter)[6:-1])
 
 
 _LIVE: weakref.WeakSet[BatchSpanProcessor] = weakref.WeakSet()
