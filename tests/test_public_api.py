@@ -7,6 +7,7 @@ import spanline
 EXPECTED = {
     "ConfigError",
     "Event",
+    "EventRouter",
     "InvalidPayloadError",
     "NoopSpan",
     "Operation",
@@ -16,6 +17,7 @@ EXPECTED = {
     "SpanKind",
     "SpanProcessor",
     "StatusCode",
+    "TraceBackend",
     "Tracer",
     "__version__",
     "actor",

@@ -14,6 +14,7 @@ handlers and ids.
 from __future__ import annotations
 
 from spanline._version import __version__
+from spanline.backend import EventRouter, TraceBackend
 from spanline.core.actor import system
 from spanline.core.carrier import InvalidPayloadError, dump, restore
 from spanline.core.config import ConfigError, Settings, configure, settings
@@ -37,6 +38,7 @@ from spanline.core.tracer import Tracer, stats, tracer
 __all__ = [
     "ConfigError",
     "Event",
+    "EventRouter",
     "InvalidPayloadError",
     "NoopSpan",
     "Operation",
@@ -46,6 +48,7 @@ __all__ = [
     "SpanKind",
     "SpanProcessor",
     "StatusCode",
+    "TraceBackend",
     "Tracer",
     "__version__",
     "actor",
@@ -77,3 +80,12 @@ __all__ = [
 def shutdown() -> None:
     """Flush and shut down every registered processor (call before the process exits)."""
     tracer.shutdown()
+
+
+def _install_exporters_from_environment() -> None:
+    from spanline.core.config import install_from_environment
+
+    install_from_environment()
+
+
+_install_exporters_from_environment()

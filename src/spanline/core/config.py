@@ -588,12 +588,10 @@ def batch_options(
     return BatchOptions(**values)
 
 
-def _install_at_import() -> None:
-    # OTEL_TRACES_EXPORTER at import time: install it, but never break the import.
+def install_from_environment() -> None:
+    """Install the exporters ``OTEL_TRACES_EXPORTER`` names (called once, at the end
+    of ``import spanline``); a problem is logged, never raised into the import."""
     try:
         _install_exporters(settings.exporters)
     except (ConfigError, ValueError) as error:
         logger.log(logging.WARNING, "spanline: %s; no exporter installed", error)
-
-
-_install_at_import()

@@ -271,6 +271,49 @@ class Span(Node):
             except ValueError:
                 self._foreign_context()
 
+    # ------------------------------------------------- detached (event-driven) spans
+
+    def start_detached(self, parent: Span | None = None, start_ns: int | None = None) -> Span:
+        """Start without becoming current: for spans opened and closed by events
+        rather than a ``with`` block.  ``parent`` links it into a tree (``None``
+        starts a new trace); finish it with :meth:`end`.  Returns the span."""
+        if self._start:
+            return self
+        start = clock.now_ns() if start_ns is None else start_ns
+        trace = parent._trace if parent is not None else new_trace(start)
+        self._trace = trace
+        self._parent = parent
+        self._sid = ids.new_random64() or 1
+        self._start = start
+        self._token = None
+        if trace.recorded:
+            if parent is not None:
+                if parent._children is None:
+                    parent._children = [self]
+                else:
+                    parent._children.append(self)
+            if PIPELINE.processors:
+                PIPELINE.start(self)
+        return self
+
+    def end(self, end_ns: int | None = None, error: BaseException | str | None = None) -> None:
+        """Finish a span started with :meth:`start_detached` (a second call does
+        nothing); ``error`` marks it ERROR with that exception or description."""
+        if not self._start or self._end or self._token is not None:
+            return
+        if not self._trace.recorded:
+            self._end = self._start
+            return
+        if isinstance(error, BaseException):
+            self._fail(error)
+        elif error:
+            self.set_status(StatusCode.ERROR, error)
+        self._end = max(self._start, clock.now_ns() if end_ns is None else end_ns)
+        if PIPELINE.processors:
+            PIPELINE.end(self)
+        if type(self._parent) is not Span:
+            PIPELINE.ring.append(self)
+
     def _reentered(self) -> NoopSpan:
         # The matching __exit__ must undo only this entry, never the first one.
         report(
