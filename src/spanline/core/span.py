@@ -273,10 +273,11 @@ class Span(Node):
 
     # ------------------------------------------------- detached (event-driven) spans
 
-    def start_detached(self, parent: Span | None = None, start_ns: int | None = None) -> Span:
+    def start_detached(self, parent: Node | None = None, start_ns: int | None = None) -> Span:
         """Start without becoming current: for spans opened and closed by events
-        rather than a ``with`` block.  ``parent`` links it into a tree (``None``
-        starts a new trace); finish it with :meth:`end`.  Returns the span."""
+        rather than a ``with`` block.  ``parent`` (a span, or any node of a context
+        chain such as a remote parent) links it into a trace; ``None`` starts a new
+        trace.  Finish it with :meth:`end`.  Returns the span."""
         if self._start:
             return self
         start = clock.now_ns() if start_ns is None else start_ns
@@ -287,7 +288,7 @@ class Span(Node):
         self._start = start
         self._token = None
         if trace.recorded:
-            if parent is not None:
+            if type(parent) is Span:
                 if parent._children is None:
                     parent._children = [self]
                 else:
