@@ -132,12 +132,21 @@ def b58decode(text: str) -> int:
     return value
 
 
+_last_ms: tuple[int, str] = (-1, "")
+"""The last millisecond rendered: spans exported together mostly share it."""
+
+
 def format_id(prefix: str, start_ns: int, random64: int) -> str:
     """Render a prefixed id from a start time (ns since epoch) and a 64-bit number."""
+    global _last_ms
     ms = start_ns // 1_000_000
     if ms >= _MAX_MS:
         ms = _MAX_MS - 1
-    return prefix + b58encode(ms, _TS_CHARS) + b58encode(random64 & _MASK64, _RAND_CHARS)
+    cached_ms, text = _last_ms  # one tuple: threads never see a torn pair
+    if cached_ms != ms:
+        text = b58encode(ms, _TS_CHARS)
+        _last_ms = (ms, text)
+    return prefix + text + b58encode(random64 & _MASK64, _RAND_CHARS)
 
 
 def is_valid_id(text: object, prefix: str | None = None) -> bool:

@@ -162,25 +162,29 @@ def _span(span: Span, per_trace: dict[object, tuple[bytes, bytes]]) -> bytes:
             ),
         )
     trace_field, trace_attributes = shared
+    type_code = span._type
     parent = span.parent_span_id
     name = span.name.encode("utf-8", "surrogatepass")
     n = len(name)
+    ident = (span.id or "").encode()  # 23 ASCII characters
     parts: list[bytes] = [
         trace_field,
-        b"\x12\x08" + span.span_id.to_bytes(8, "big"),
+        b"\x12\x08" + span._sid.to_bytes(8, "big"),
         b"\x22\x08" + parent.to_bytes(8, "big") if parent else b"",
         b"\x2a" + (_SMALL[n] if n < 16384 else _varint(n)) + name,
         _SPAN_KIND + _SMALL[int(span.kind) + 1],
-        _SPAN_START + _pack_fixed64(span.start_ns),
-        _SPAN_END + _pack_fixed64(span.end_ns),
-        _attributes(_SPAN_ATTR, span.attributes.items()) if span._attributes else b"",
-        _attributes(_SPAN_ATTR, (("spanline.id", span.id), ("spanline.type", span.type))),
+        _SPAN_START + _pack_fixed64(span._start),
+        _SPAN_END + _pack_fixed64(span._end),
+        _attributes(_SPAN_ATTR, span._attributes.items()) if span._attributes else b"",
+        _ID_ATTRIBUTE_PREFIX + ident,
+        _TYPE_ATTRIBUTES[type_code],
         trace_attributes,
     ]
-    extra = _own_extras(span)
-    if extra:
-        parts.append(_attributes(_SPAN_ATTR, extra))
-    for event in span.events:
+    if type_code or getattr(span, "_records", None) or getattr(span, "_meta", None):
+        extra = _own_extras(span)
+        if extra:
+            parts.append(_attributes(_SPAN_ATTR, extra))
+    for event in getattr(span, "_events", None) or ():
         body = (
             _EVENT_TIME
             + _pack_fixed64(event.timestamp_ns)
@@ -188,13 +192,27 @@ def _span(span: Span, per_trace: dict[object, tuple[bytes, bytes]]) -> bytes:
             + _attributes(_T3_LEN, event.attributes.items())
         )
         parts.append(_field(_SPAN_EVENT, body))
-    status = int(span.status)
-    message = span.status_message or ""
-    status_body = (
-        _field(_T2_LEN, message.encode("utf-8", "surrogatepass")) if message else b""
-    ) + (_STATUS_CODE + _SMALL[status] if status else b"")
-    parts.append(_field(_SPAN_STATUS, status_body))
+    status = getattr(span, "_status", 0)
+    if status:
+        message = span.status_message or ""
+        status_body = (
+            (_field(_T2_LEN, message.encode("utf-8", "surrogatepass")) if message else b"")
+            + _STATUS_CODE
+            + _SMALL[int(status)]
+        )
+        parts.append(_field(_SPAN_STATUS, status_body))
+    else:
+        parts.append(_EMPTY_STATUS)
     return b"".join(parts)
+
+
+_EMPTY_STATUS = b"\x7a\x00"
+# "spanline.id" KeyValue field up to the id's bytes: a 23-character id always makes
+# the same lengths (AnyValue 25 bytes, KeyValue 40 bytes).
+_ID_ATTRIBUTE_PREFIX = _SPAN_ATTR + bytes([40]) + _key("spanline.id") + b"\x12\x19\x0a\x17"
+_TYPE_ATTRIBUTES = tuple(
+    _attributes(_SPAN_ATTR, [("spanline.type", name)]) for name in ("span", "operation", "handler")
+)
 
 
 def _own_extras(span: Span) -> list[tuple[str, object]]:
