@@ -97,3 +97,60 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class ForwardingProxy(Receiver):
+    """Answers the statuses in ``plan`` first, then forwards each body unchanged to
+    ``upstream`` and relays its answer (a real hop on 127.0.0.1, for retry tests)."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(0)
+        self.upstream = upstream
+
+    def start(self) -> ForwardingProxy:
+        import http.client
+        import urllib.parse
+
+        proxy = self
+        target = urllib.parse.urlsplit(self.upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with proxy.lock:
+                    planned = proxy.plan.pop(0) if proxy.plan else None
+                    proxy.received.append(
+                        Received(
+                            self.path, dict(self.headers), raw, b"", planned[0] if planned else 200
+                        )
+                    )
+                if planned is None:
+                    conn = http.client.HTTPConnection(
+                        target.hostname or "127.0.0.1", target.port, timeout=30
+                    )
+                    headers = {
+                        k: v
+                        for k, v in self.headers.items()
+                        if k.lower() in ("content-type", "content-encoding")
+                    }
+                    conn.request("POST", target.path, body=raw, headers=headers)
+                    answer = conn.getresponse()
+                    planned = (answer.status, {}, answer.read())
+                    conn.close()
+                status, extra, payload = planned
+                self.send_response(status)
+                for key, value in extra.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
