@@ -163,7 +163,8 @@ def _span(span: Span, per_trace: dict[object, tuple[bytes, bytes]]) -> bytes:
         )
     trace_field, trace_attributes = shared
     type_code = span._type
-    parent = span.parent_span_id
+    up = span._parent
+    parent = up._sid if type(up) is Span else int(getattr(up, "sid", 0))
     name = span.name.encode("utf-8", "surrogatepass")
     n = len(name)
     ident = (span.id or "").encode()  # 23 ASCII characters
