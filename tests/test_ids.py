@@ -159,3 +159,13 @@ def test_ids_differ_after_fork() -> None:
     child_ids = [int(x) for x in child.decode().split(",")]
     assert len(child_ids) == 5
     assert not set(child_ids) & set(parent)
+
+
+def test_fast_64_bit_base58_matches_the_general_encoder() -> None:
+    import random
+
+    rng = random.Random(11)
+    values = [0, 1, 57, 58, 3363, 3364, 58**4 - 1, 58**4, 58**8, 2**63, 2**64 - 1]
+    values += [rng.getrandbits(64) for _ in range(5000)]
+    for value in values:
+        assert ids._b58_64(value) == ids.b58encode(value, 12)
