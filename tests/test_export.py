@@ -10,6 +10,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -415,3 +416,98 @@ def test_spanline_stats_reports_every_processor_and_exporter(
         exporter.shutdown()
     finally:
         server.stop()
+
+
+class _Hangs:
+    """A real exporter whose first call hangs until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+        self.shut = False
+        self.calls_after_shutdown = 0
+
+    def export(self, batch: Sequence[spanline.Span], timeout_millis: int = 30000) -> ExportResult:
+        self.calls += 1
+        if self.shut:
+            self.calls_after_shutdown += 1
+        if self.calls == 1:
+            self.release.wait(10)
+        return ExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self.shut = True
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _accounted(stats: dict[str, Any]) -> int:
+    return int(
+        sum(
+            stats[k]
+            for k in (
+                "exported",
+                "export_failed",
+                "timed_out_spans",
+                "dropped_queue_full",
+                "dropped_after_shutdown",
+                "queue_depth",
+            )
+        )
+        + stats.get("abandoned_at_shutdown", 0)
+    )
+
+
+def test_shutdown_behind_a_hung_export_counts_every_span_once(
+    processors: list[BatchSpanProcessor],
+) -> None:
+    exporter = _Hangs()
+    processor = _make(
+        processors,
+        exporter,
+        max_export_batch_size=10,
+        schedule_delay_millis=50,
+        export_timeout_millis=200,
+    )
+    _spans(10, "first")
+    for _ in range(500):
+        if processor.stats()["export_timeouts"]:
+            break
+        threading.Event().wait(0.01)
+    _spans(25, "stuck")  # queued behind the hung call
+    processor.shutdown(timeout_millis=5000)
+    stats = processor.stats()
+    assert stats["ended"] == 35
+    assert stats["abandoned_at_shutdown"] == 25
+    assert _accounted(stats) == 35
+    exporter.release.set()
+
+
+def test_shutdown_deadline_mid_drain_stops_exporting_and_counts_once(
+    processors: list[BatchSpanProcessor],
+) -> None:
+    class Slow(_Hangs):
+        def export(
+            self, batch: Sequence[spanline.Span], timeout_millis: int = 30000
+        ) -> ExportResult:
+            if self.shut:
+                self.calls_after_shutdown += 1
+            threading.Event().wait(0.15)
+            return ExportResult.SUCCESS
+
+    exporter = Slow()
+    processor = _make(
+        processors,
+        exporter,
+        max_queue_size=1000,
+        max_export_batch_size=10,
+        schedule_delay_millis=60_000,
+    )
+    _spans(50)
+    processor.shutdown(timeout_millis=100)
+    threading.Event().wait(1.0)  # let the batch that was being exported finish
+    stats = processor.stats()
+    assert exporter.calls_after_shutdown == 0
+    assert _accounted(stats) == 50
+    assert stats["abandoned_at_shutdown"] >= 30

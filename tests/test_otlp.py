@@ -292,3 +292,10 @@ def test_bad_options_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "novalue")
     with pytest.raises(spanline.ConfigError, match="'novalue' is not key=value"):
         OtlpHttpExporter()
+
+
+def test_retry_after_zero_still_backs_off(receiver: Receiver, spanline_capture: Capture) -> None:
+    receiver.plan = [(503, {"Retry-After": "0"}, b"")] * 1000
+    exporter = exporter_for(endpoint=receiver.endpoint, timeout_millis=1500)
+    assert exporter.export([_make_trace()]) is ExportResult.FAILURE
+    assert len(receiver.received) <= 8  # backoff from 0.25 s, not a tight loop

@@ -101,3 +101,34 @@ def test_empty_batch_and_varints() -> None:
             decoded -= 1 << 64
             assert len(raw) == 10
         assert decoded == value
+
+
+def test_lone_surrogates_become_valid_utf8(spanline_capture: Capture) -> None:
+    import os
+
+    name = os.fsdecode(b"report-\xff.csv")  # '\udcff' inside
+    with spanline.span(f"upload {name}") as s:
+        s.set_attribute("file.name", name)
+        s.add_event(name, {name: name})
+    body = encode_request_bytes(spanline_capture.spans, {"service.name": name})
+    decoded = ExportTraceServiceRequest.FromString(body)  # valid UTF-8 throughout
+    span = decoded.resource_spans[0].scope_spans[0].spans[0]
+    assert span.name == "upload report-?.csv"  # the lone surrogate became "?"
+    assert decoded == encode_request(spanline_capture.spans, {"service.name": name})
+
+
+def test_one_unencodable_span_does_not_cost_the_batch(spanline_capture: Capture) -> None:
+    for i in range(5):
+        with spanline.span(f"good{i}"):
+            pass
+    with spanline.span("bad") as bad:
+        pass
+    bad.name = None  # type: ignore[assignment] - a user writing the attribute directly
+    skipped: list[spanline.Span] = []
+    body = encode_request_bytes(spanline_capture.spans, {}, skipped)
+    names = [
+        s.name
+        for s in ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans
+    ]
+    assert names == [f"good{i}" for i in range(5)]
+    assert skipped == [bad]

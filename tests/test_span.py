@@ -421,3 +421,20 @@ def test_deep_recursion_keeps_the_users_exception_type(spanline_capture: Capture
     assert root.ended
     assert root.status == StatusCode.ERROR
     assert spanline.current_span().is_recording() is False
+
+
+def test_bad_names_and_timestamps_are_ignored_with_a_report(
+    spanline_capture: Capture, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="spanline"), spanline.span("s") as s:
+        s.update_name(None)  # type: ignore[arg-type]
+        s.add_event("late", timestamp=1.7e9)  # type: ignore[arg-type] - seconds, not ns
+        s.add_event("negative", timestamp=-1)
+    assert s.name == "s"
+    assert all(e.timestamp_ns > 10**18 for e in s.events)
+    assert "span names must be strings" in caplog.text
+    assert "must be integer nanoseconds" in caplog.text
+    detached = spanline.span("d").start_detached(start_ns=12.5)  # type: ignore[arg-type]
+    detached.end(end_ns="later")  # type: ignore[arg-type]
+    assert detached.start_ns > 10**18
+    assert detached.end_ns >= detached.start_ns

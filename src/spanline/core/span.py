@@ -111,6 +111,26 @@ _STATUS_OK = StatusCode.OK
 _STATUS_ERROR = StatusCode.ERROR
 
 
+_MAX_NS = 2**64 - 1
+
+
+def _timestamp(value: object, what: str) -> int:
+    """A time in ns since the epoch; ``None`` means now.  Anything else that is not a
+    non-negative integer (a float of seconds, say) is reported and replaced by now."""
+    if value is None:
+        return clock.now_ns()
+    if type(value) is int and 0 < value <= _MAX_NS:
+        return value
+    report(
+        f"timestamp:{what}",
+        "spanline: %s must be integer nanoseconds since the epoch; got %r, using the current time",
+        what,
+        value,
+        level=30,
+    )
+    return clock.now_ns()
+
+
 class _Reentry:
     """Stands in for a span's token while the same span object is entered again."""
 
@@ -280,7 +300,7 @@ class Span(Node):
         trace.  Finish it with :meth:`end`.  Returns the span."""
         if self._start:
             return self
-        start = clock.now_ns() if start_ns is None else start_ns
+        start = _timestamp(start_ns, "start time")
         trace = parent._trace if parent is not None else new_trace(start)
         self._trace = trace
         self._parent = parent
@@ -309,7 +329,7 @@ class Span(Node):
             self._fail(error)
         elif error:
             self.set_status(StatusCode.ERROR, error)
-        self._end = max(self._start, clock.now_ns() if end_ns is None else end_ns)
+        self._end = max(self._start, _timestamp(end_ns, "end time"))
         if PIPELINE.processors:
             PIPELINE.end(self)
         if type(self._parent) is not Span:
@@ -391,7 +411,7 @@ class Span(Node):
         events.append(
             SpanEvent(
                 str(name),
-                timestamp if timestamp is not None else clock.now_ns(),
+                _timestamp(timestamp, "add_event(timestamp=...)"),
                 jsonable(dict(attributes)) if attributes else {},
             )
         )
@@ -428,7 +448,12 @@ class Span(Node):
         self._status_message = description if status == StatusCode.ERROR else None
 
     def update_name(self, name: str) -> None:
-        """Rename the span (e.g. once an HTTP route is known)."""
+        """Rename the span (e.g. once an HTTP route is known); a non-string is ignored."""
+        if type(name) is not str:
+            report(
+                "update-name", "spanline: span names must be strings; ignored %r", name, level=30
+            )
+            return
         if not self._end:
             self.name = name
 

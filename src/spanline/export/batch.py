@@ -12,6 +12,10 @@ lock, no I/O.  Everything else happens on the worker:
   so a hung exporter never piles up threads -- spans wait in the queue meanwhile;
 * an exporter that raises or returns FAILURE is counted and logged (rate-limited).
 
+**Shutdown** flushes within its deadline; spans a hung export kept in the queue, or
+still queued when the deadline passes, are counted ``abandoned_at_shutdown`` and no
+further batch is handed to the exporter.
+
 **Overload drops the newest span.**  When the queue holds ``max_queue_size`` spans,
 the span that just ended is not queued and ``dropped_queue_full`` is incremented.
 Dropping the newest costs one comparison, never disturbs spans already accepted
@@ -90,6 +94,7 @@ class BatchSpanProcessor:
         self._in_flight: threading.Thread | None = None
         self._stopping = False
         self._stopped = False
+        self._abandoned = False
         self._counts: collections.Counter[str] = collections.Counter()
         # next() on itertools.count is one atomic C call: exact counts, no lock
         self._started = itertools.count()
@@ -140,6 +145,9 @@ class BatchSpanProcessor:
                 self._flush_waiters = []
                 stopping = self._stopping
             self._drain()
+            if stopping:
+                # whatever a hung export kept in the queue will not leave it now
+                self._abandon_queue()
             if not self._queue:
                 # a flush succeeds only once what was queued has left the queue
                 for waiter in waiters:
@@ -153,8 +161,21 @@ class BatchSpanProcessor:
         while queue:
             if not self._previous_call_finished():
                 return  # a hung export is still running: keep the spans queued
-            batch = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
+            with self._lock:  # shutdown may abandon the queue: never both
+                if self._abandoned:
+                    return
+                batch = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
             self._export(batch)
+
+    def _abandon_queue(self) -> int:
+        """Count what is still queued as abandoned and drop it (exactly once)."""
+        with self._lock:
+            self._abandoned = True
+            left = len(self._queue)
+            self._queue.clear()
+            if left:
+                self._counts["abandoned_at_shutdown"] += left
+        return left
 
     def _previous_call_finished(self) -> bool:
         call = self._in_flight
@@ -238,14 +259,16 @@ class BatchSpanProcessor:
         self._wake.set()
         self._worker.join(timeout / 1000)
         if self._worker.is_alive():
+            # The deadline passed mid-drain: stop the worker taking more batches, and
+            # count what is left once (the batch already being exported finishes).
+            left = self._abandon_queue()
             with self._lock:
                 self._counts["shutdown_timeouts"] += 1
-                self._counts["abandoned_at_shutdown"] += len(self._queue)
             report(
                 f"shutdown-timeout:{id(self)}",
-                "spanline: shutdown deadline (%d ms) passed with %d spans still queued",
+                "spanline: shutdown deadline (%d ms) passed; %d queued spans abandoned",
                 timeout,
-                len(self._queue),
+                left,
             )
         self._stopped = True
         try:

@@ -113,7 +113,19 @@ class OtlpHttpExporter:
         if self.options.protocol == "http/json":
             request = self._mapping.encode_request(batch, resource)
             return json.dumps(self._mapping.as_json(request), separators=(",", ":")).encode()
-        return encode_request_bytes(batch, resource)
+        skipped: list[Span] = []
+        body = encode_request_bytes(batch, resource, skipped)
+        if skipped:
+            with self._lock:
+                self._counts["unencodable"] += len(skipped)
+            report(
+                "otlp-unencodable",
+                "spanline: %d span(s) could not be encoded and were "
+                "left out of the batch (first: %r)",
+                len(skipped),
+                skipped[0],
+            )
+        return body
 
     # -- sending ----------------------------------------------------------------
 
@@ -185,9 +197,11 @@ class OtlpHttpExporter:
                     return ExportResult.FAILURE
                 reason, wait = f"HTTP {status}", _retry_after(retry_after)
             attempt += 1
-            if wait is None:
-                backoff = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** (attempt - 1))
-                wait = backoff * random.uniform(0.5, 1.5)  # noqa: S311 - jitter
+            backoff = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** (attempt - 1))
+            backoff *= random.uniform(0.5, 1.5)  # noqa: S311 - jitter
+            # Retry-After is honoured but never shortens the backoff: "0" or a date in
+            # the past must not turn into a tight loop against a struggling receiver.
+            wait = backoff if wait is None else max(wait, backoff)
             with self._lock:
                 self._counts["retries"] += 1
             if time.monotonic() + wait >= deadline:
@@ -247,10 +261,11 @@ class OtlpHttpExporter:
     # -- lifecycle ----------------------------------------------------------------
 
     def stats(self) -> dict[str, int]:
-        """exported, failed, rejected (partial success) and retries."""
+        """exported, failed, rejected (partial success), retries and unencodable (spans
+        left out of a request because they could not be encoded)."""
         with self._lock:
             counts = dict(self._counts)
-        for key in ("exported", "failed", "rejected", "retries"):
+        for key in ("exported", "failed", "rejected", "retries", "unencodable"):
             counts.setdefault(key, 0)
         return counts
 

@@ -48,10 +48,19 @@ _MAX_DEPTH = 16
 _SCOPE = InstrumentationScope(name="spanline", version=__version__)
 
 
+def _text(value: str) -> str:
+    """The text with lone surrogates replaced (protobuf strings must be valid UTF-8)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode()
+    return value
+
+
 def any_value(value: object, _depth: int = 0) -> AnyValue:  # noqa: PLR0911 - one exit per type
     """Any Python value as an OTLP ``AnyValue`` (never raises)."""
     if isinstance(value, str):
-        return AnyValue(string_value=value)
+        return AnyValue(string_value=_text(value))
     if isinstance(value, bool):
         return AnyValue(bool_value=value)
     if isinstance(value, int):
@@ -69,7 +78,7 @@ def any_value(value: object, _depth: int = 0) -> AnyValue:  # noqa: PLR0911 - on
             return AnyValue(
                 kvlist_value=KeyValueList(
                     values=[
-                        KeyValue(key=str(k), value=any_value(v, _depth + 1))
+                        KeyValue(key=_text(str(k)), value=any_value(v, _depth + 1))
                         for k, v in value.items()
                     ]
                 )
@@ -85,7 +94,7 @@ def any_value(value: object, _depth: int = 0) -> AnyValue:  # noqa: PLR0911 - on
 
 
 def _key_values(items: Iterable[tuple[str, object]]) -> list[KeyValue]:
-    return [KeyValue(key=key, value=any_value(value)) for key, value in items]
+    return [KeyValue(key=_text(key), value=any_value(value)) for key, value in items]
 
 
 def span_to_otlp(span: Span) -> OtlpSpan:
@@ -96,7 +105,7 @@ def span_to_otlp(span: Span) -> OtlpSpan:
         trace_id=bytes.fromhex(span.trace_hex or ""),
         span_id=span.span_id.to_bytes(8, "big"),
         parent_span_id=parent.to_bytes(8, "big") if parent else b"",
-        name=span.name,
+        name=_text(span.name),
         kind=cast("OtlpSpan.SpanKind.ValueType", int(span.kind) + 1),
         start_time_unix_nano=span.start_ns,
         end_time_unix_nano=span.end_ns,
@@ -104,15 +113,26 @@ def span_to_otlp(span: Span) -> OtlpSpan:
         events=[
             OtlpSpan.Event(
                 time_unix_nano=e.timestamp_ns,
-                name=e.name,
+                name=_text(e.name),
                 attributes=_key_values(e.attributes.items()),
             )
             for e in span.events
         ],
         status=Status(
-            code=cast("Status.StatusCode.ValueType", int(span.status)), message=status_message or ""
+            code=cast("Status.StatusCode.ValueType", int(span.status)),
+            message=_text(status_message or ""),
         ),
     )
+
+
+def _encodable(spans: Sequence[Span]) -> list[OtlpSpan]:
+    out = []
+    for span in spans:
+        try:
+            out.append(span_to_otlp(span))
+        except Exception:  # noqa: BLE001, S112 - one bad span must not lose the batch
+            continue
+    return out
 
 
 def encode_request(spans: Sequence[Span], resource: Mapping[str, str]) -> ExportTraceServiceRequest:
@@ -121,7 +141,7 @@ def encode_request(spans: Sequence[Span], resource: Mapping[str, str]) -> Export
         resource_spans=[
             ResourceSpans(
                 resource=Resource(attributes=_key_values(resource_attributes(resource).items())),
-                scope_spans=[ScopeSpans(scope=_SCOPE, spans=[span_to_otlp(s) for s in spans])],
+                scope_spans=[ScopeSpans(scope=_SCOPE, spans=_encodable(spans))],
             )
         ]
     )

@@ -35,6 +35,15 @@ _MAX_DEPTH = 16
 _SMALL = [bytes([i]) if i < 128 else bytes([(i & 0x7F) | 0x80, i >> 7]) for i in range(16384)]
 
 
+def _utf8(text: str) -> bytes:
+    """UTF-8 bytes; a lone surrogate (from ``os.fsdecode`` of a non-UTF-8 name, say)
+    becomes "?" instead of bytes every protobuf decoder would reject."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
 def _varint(value: int) -> bytes:
     if 0 <= value < 16384:
         return _SMALL[value]
@@ -81,7 +90,7 @@ _KEY_CACHE_MAX = 4096
 def _key(key: str) -> bytes:
     encoded = _key_cache.get(key)
     if encoded is None:
-        encoded = _field(_T1_LEN, key.encode("utf-8", "surrogatepass"))
+        encoded = _field(_T1_LEN, _utf8(key))
         if len(_key_cache) < _KEY_CACHE_MAX:
             _key_cache[key] = encoded
     return encoded
@@ -90,7 +99,7 @@ def _key(key: str) -> bytes:
 def _any(value: object, depth: int = 0) -> bytes:  # noqa: PLR0911 - one exit per type
     """The bytes of an ``AnyValue`` message (without its own tag/length)."""
     if isinstance(value, str):
-        return _field(_T1_LEN, value.encode("utf-8", "surrogatepass"))
+        return _field(_T1_LEN, _utf8(value))
     if isinstance(value, bool):
         return _ANY_BOOL_TRUE if value else _ANY_BOOL_FALSE
     if isinstance(value, int):
@@ -114,7 +123,7 @@ def _any(value: object, depth: int = 0) -> bytes:  # noqa: PLR0911 - one exit pe
         text = repr(value)
     except Exception:  # noqa: BLE001 - a broken __repr__ must not break export
         text = f"<unrepresentable {type(value).__qualname__}>"
-    return _field(_T1_LEN, text.encode("utf-8", "surrogatepass"))
+    return _field(_T1_LEN, _utf8(text))
 
 
 def _kv(key: str, value: object, depth: int = 0) -> bytes:
@@ -131,7 +140,10 @@ def _attributes(tag: bytes, items: Iterable[tuple[str, object]]) -> bytes:
         key_bytes = cache.get(key) or _key(key)
         kind = type(value)
         if kind is str:
-            text = cast(str, value).encode("utf-8", "surrogatepass")
+            try:  # inline: the common case must not pay a call
+                text = cast(str, value).encode()
+            except UnicodeEncodeError:
+                text = _utf8(cast(str, value))
             n = len(text)
             any_bytes = b"\x0a" + (small[n] if n < 16384 else _varint(n)) + text
         elif kind is int and 0 <= cast(int, value) < 16384:
@@ -165,7 +177,7 @@ def _span(span: Span, per_trace: dict[object, tuple[bytes, bytes]]) -> bytes:
     type_code = span._type
     up = span._parent
     parent = up._sid if type(up) is Span else int(getattr(up, "sid", 0))
-    name = span.name.encode("utf-8", "surrogatepass")
+    name = _utf8(span.name)
     n = len(name)
     ident = (span.id or "").encode()  # 23 ASCII characters
     parts: list[bytes] = [
@@ -189,7 +201,7 @@ def _span(span: Span, per_trace: dict[object, tuple[bytes, bytes]]) -> bytes:
         body = (
             _EVENT_TIME
             + _pack_fixed64(event.timestamp_ns)
-            + _field(_T2_LEN, event.name.encode("utf-8", "surrogatepass"))
+            + _field(_T2_LEN, _utf8(event.name))
             + _attributes(_T3_LEN, event.attributes.items())
         )
         parts.append(_field(_SPAN_EVENT, body))
@@ -197,7 +209,7 @@ def _span(span: Span, per_trace: dict[object, tuple[bytes, bytes]]) -> bytes:
     if status:
         message = span.status_message or ""
         status_body = (
-            (_field(_T2_LEN, message.encode("utf-8", "surrogatepass")) if message else b"")
+            (_field(_T2_LEN, _utf8(message)) if message else b"")
             + _STATUS_CODE
             + _SMALL[int(status)]
         )
@@ -237,10 +249,22 @@ _ENCODED_SEPARATELY = frozenset({"spanline.id", "spanline.trace_id", "spanline.t
 _SCOPE = _field(_T1_LEN, _field(_T1_LEN, b"spanline") + _field(_T2_LEN, __version__.encode()))
 
 
-def encode_request_bytes(spans: Sequence[Span], resource: Mapping[str, str]) -> bytes:
-    """A serialized ``ExportTraceServiceRequest``: one resource, one scope, ``spans``."""
+def encode_request_bytes(
+    spans: Sequence[Span], resource: Mapping[str, str], skipped: list[Span] | None = None
+) -> bytes:
+    """A serialized ``ExportTraceServiceRequest``: one resource, one scope, ``spans``.
+
+    A span that cannot be encoded is left out (and appended to ``skipped``) so that
+    it never costs the rest of the batch."""
     resource_body = _attributes(_T1_LEN, resource_attributes(resource).items())
     per_trace: dict[object, tuple[bytes, bytes]] = {}
-    scope_spans = _SCOPE + b"".join(_field(_T2_LEN, _span(s, per_trace)) for s in spans)
+    encoded = [_SCOPE]
+    for span in spans:
+        try:
+            encoded.append(_field(_T2_LEN, _span(span, per_trace)))
+        except Exception:  # noqa: BLE001 - one bad span must not lose the batch
+            if skipped is not None:
+                skipped.append(span)
+    scope_spans = b"".join(encoded)
     resource_spans = _field(_T1_LEN, resource_body) + _field(_T2_LEN, scope_spans)
     return _field(_T1_LEN, resource_spans)
