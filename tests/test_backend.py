@@ -132,3 +132,19 @@ def test_router_routes_enables_and_samples_per_subject(spanline_capture: Capture
         router.route("x", tasks, sampling_rate=2)
     with pytest.raises(TypeError, match="handle_event"):
         router.route("x", object())  # type: ignore[arg-type]
+
+
+def test_export_keeps_every_trace_whole(spanline_capture: Capture) -> None:
+    spanline.configure(ring_size=0)
+    backend = spanline.TraceBackend()
+    for i in range(300):
+        backend.handle_event("task.started", {"task_id": i, "name": f"t{i}"})
+        for step in range(3):
+            backend.handle_event("step.started", {"task_id": i, "step_id": step})
+            backend.handle_event("step.completed", {"task_id": i, "step_id": step})
+        backend.handle_event("task.completed", {"task_id": i})
+    traces = backend.export()["traces"]
+    assert len(traces) == 300
+    names = sorted(tree[0]["name"] for tree in traces.values())
+    assert names == sorted(f"t{i}" for i in range(300))
+    assert all(len(tree[0]["children"]) == 3 for tree in traces.values())

@@ -92,3 +92,47 @@ def test_configure_keeps_earlier_arguments(spanline_capture: Capture) -> None:
     with pytest.raises(spanline.ConfigError):
         spanline.configure(ring_size=-5)
     assert spanline.settings.ring_size == 10  # a failed call changes nothing
+
+
+def test_empty_environment_values_mean_unset(
+    spanline_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "SPANLINE_RING_SIZE",
+    ):
+        monkeypatch.setenv(name, "  ")
+    settings = spanline.configure()
+    assert settings.enabled is True
+    assert settings.ring_size == 1000
+    assert repr(settings.sampler) == "ParentBased(AlwaysOn())"
+
+
+def test_configure_checks_every_variable_and_changes_nothing_on_error(
+    spanline_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spanline.export.setup import installed
+
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "soon")
+    with pytest.raises(spanline.ConfigError, match="OTEL_BSP_SCHEDULE_DELAY='soon'"):
+        spanline.configure(service_name="checkout", enabled=False, exporter="console")
+    assert spanline.settings.service_name is None
+    assert spanline.settings.enabled is True
+    assert installed() == []
+    monkeypatch.delenv("OTEL_BSP_SCHEDULE_DELAY")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:99999")
+    with pytest.raises(
+        spanline.ConfigError, match=r"OTEL_EXPORTER_OTLP_ENDPOINT=.*not a valid URL"
+    ):
+        spanline.configure()
+
+
+def test_named_ratio_sampler_reads_its_argument(
+    spanline_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.1")
+    sampler = spanline.configure(sampler="parentbased_traceidratio").sampler
+    assert repr(sampler) == "ParentBased(TraceIdRatio(0.1))"

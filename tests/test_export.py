@@ -511,3 +511,34 @@ def test_shutdown_deadline_mid_drain_stops_exporting_and_counts_once(
     assert exporter.calls_after_shutdown == 0
     assert _accounted(stats) == 50
     assert stats["abandoned_at_shutdown"] >= 30
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_an_exporter_lock_is_held(
+    processors: list[BatchSpanProcessor], tmp_path: Path
+) -> None:
+    exporter = JsonLinesExporter(tmp_path / "spans.jsonl")
+    processor = _make(processors, exporter, schedule_delay_millis=60_000)
+    read_end, write_end = os.pipe()
+    with exporter._lock:  # another thread mid-write at the moment of the fork
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                _spans(3, "child")
+                flushed = processor.force_flush(5000)
+                exported = processor.stats()["exported"]
+                os.write(write_end, json.dumps([flushed, exported]).encode())
+                status = 0
+            finally:
+                os._exit(status)
+    os.close(write_end)
+    reply = b""
+    while chunk := os.read(read_end, 4096):
+        reply += chunk
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    assert json.loads(reply) == [True, 3]  # the child's exporter lock was renewed

@@ -152,3 +152,45 @@ def test_late_install_warns_and_still_records_api_spans() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "api-span"
     assert "OTEL_PYTHON_CONTEXT=spanline" in done.stderr
+
+
+def test_tracestate_empty_contexts_and_threads() -> None:
+    result = run("""
+        import json, threading, spanline, spanline.otel
+        spanline.otel.install()
+        from opentelemetry import context, propagate, trace
+        from opentelemetry.context import Context
+        tracer = trace.get_tracer("t")
+        incoming = propagate.extract({
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "tracestate": "vendor=abc123,other=x"})
+        token = context.attach(incoming)
+        with spanline.span("handler"):
+            out = {}
+            propagate.inject(out)
+        context.detach(token)
+        with spanline.span("outer") as outer:
+            empty = context.attach(Context())  # "no current span": a new root
+            fresh = tracer.start_span("fresh")
+            fresh_is_root = fresh.spanline_span.parent is None
+            fresh.end()
+            context.detach(empty)
+        seen = {}
+        with spanline.start_trace(actor={"type": "user", "id": 7}, trace_id="req-42"):
+            spanline.configure(enabled=False)  # an unrecorded trace: a frame, not a span
+            @spanline.operation
+            def work():
+                carried = context.get_current()
+                def worker():
+                    tok = context.attach(carried)
+                    seen["trace"] = spanline.trace_id()
+                    seen["actor"] = spanline.actor()
+                    context.detach(tok)
+                t = threading.Thread(target=worker); t.start(); t.join()
+            work()
+        print(json.dumps({"tracestate": out.get("tracestate"), "fresh_is_root": fresh_is_root,
+                          "seen": seen}))
+    """)
+    assert result["tracestate"] == "vendor=abc123,other=x"
+    assert result["fresh_is_root"] is True
+    assert result["seen"] == {"trace": "req-42", "actor": {"type": "user", "id": "7"}}

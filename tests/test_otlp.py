@@ -299,3 +299,30 @@ def test_retry_after_zero_still_backs_off(receiver: Receiver, spanline_capture: 
     exporter = exporter_for(endpoint=receiver.endpoint, timeout_millis=1500)
     assert exporter.export([_make_trace()]) is ExportResult.FAILURE
     assert len(receiver.received) <= 8  # backoff from 0.25 s, not a tight loop
+
+
+def test_retry_after_is_honoured_inside_the_deadline(
+    receiver: Receiver, spanline_capture: Capture
+) -> None:
+    import email.utils
+    import time as _time
+
+    # a wait longer than what is left of the deadline: give up after one request
+    receiver.plan = [(503, {"Retry-After": "5"}, b"")]
+    exporter = exporter_for(endpoint=receiver.endpoint, timeout_millis=1000)
+    assert exporter.export([_make_trace()]) is ExportResult.FAILURE
+    assert len(receiver.received) == 1
+    # the same with an HTTP date
+    receiver.received.clear()
+    later = email.utils.formatdate(_time.time() + 30, usegmt=True)
+    receiver.plan = [(429, {"Retry-After": later}, b"")]
+    assert exporter.export([_make_trace()]) is ExportResult.FAILURE
+    assert len(receiver.received) == 1
+    # a short one is waited out, then the retry succeeds
+    receiver.received.clear()
+    receiver.plan = [(503, {"Retry-After": "1"}, b"")]
+    started = _time.monotonic()
+    patient = exporter_for(endpoint=receiver.endpoint, timeout_millis=10_000)
+    assert patient.export([_make_trace()]) is ExportResult.SUCCESS
+    assert _time.monotonic() - started >= 1.0  # waited at least what the server asked
+    assert len(receiver.received) == 2

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 import time
+
+from spanline._fork import renew_after_fork
 
 __all__ = ["logger", "report"]
 
@@ -19,6 +22,7 @@ logger = logging.getLogger("spanline")
 _INTERVAL_S = 60.0
 _MAX_KEYS = 1024
 _lock = threading.Lock()
+renew_after_fork(sys.modules[__name__])
 _last: dict[str, float] = {}
 _suppressed: dict[str, int] = {}
 

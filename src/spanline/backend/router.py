@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from spanline._fork import renew_after_fork
 from spanline.backend.trace_backend import ID_KEYS
 
 __all__ = ["EventBackend", "EventRouter", "Route"]
@@ -49,6 +50,7 @@ class EventRouter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        renew_after_fork(self)
         self._routes: tuple[Route, ...] = ()
 
     def route(

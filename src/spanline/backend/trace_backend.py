@@ -37,8 +37,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from spanline._fork import renew_after_fork
 from spanline._log import report
-from spanline.core.jsonsafe import jsonable
 from spanline.core.span import Span
 
 __all__ = ["TraceBackend"]
@@ -65,6 +65,7 @@ class TraceBackend:
         self.created_at = _now_iso()
         self._created = time.monotonic()
         self._lock = threading.Lock()
+        renew_after_fork(self)
         self._open: dict[tuple[tuple[str, str], ...], Span] = {}
         self._finished: collections.OrderedDict[str, list[dict[str, Any]]] = (
             collections.OrderedDict()
@@ -196,7 +197,7 @@ class TraceBackend:
             self._finished.clear()
             self._counts["traces_exported"] += len(traces)
         return {
-            "traces": jsonable(traces),
+            "traces": traces,  # to_dict() trees are JSON-ready already
             "metadata": {
                 "backend": "trace",
                 "instance_id": self.instance_id,

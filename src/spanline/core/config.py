@@ -192,8 +192,12 @@ def _parse_ratio(name: str, raw: str) -> float:
 
 def _check_sampler(name: str, value: object) -> Sampler:
     if isinstance(value, str):
+        ratio = 1.0
+        arg = os.environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+        if "traceidratio" in value and arg:
+            ratio = _parse_ratio("OTEL_TRACES_SAMPLER_ARG", arg)
         try:
-            return sampler_from_name(value)
+            return sampler_from_name(value.strip().lower(), ratio)
         except ValueError as error:
             raise ConfigError(f"{name}: {error}") from None
     if isinstance(value, Sampler):
@@ -281,7 +285,7 @@ def _resolve(arguments: Mapping[str, object], environ: Mapping[str, str], strict
                 setattr(resolved, field.name, check(f"configure({field.name}=...)", value))
             else:
                 for env_name, parse in sources:
-                    if env_name in environ:
+                    if environ.get(env_name, "").strip():  # empty means unset (OTel spec)
                         setattr(resolved, field.name, parse(env_name, environ[env_name], environ))
                         break
         except ConfigError as error:
@@ -360,6 +364,11 @@ def configure(
         if v is not None
     }
     resolved = _resolve({**_pinned, **given}, os.environ, strict=True)
+    # every variable is checked now, also those only read when an exporter is built
+    batch_options()
+    otlp_options()
+    # install first: if building the exporters fails, nothing has changed yet
+    _install_exporters(resolved.exporters)
     _pinned.update(given)
     return _apply(resolved)
 
@@ -395,7 +404,11 @@ class OtlpOptions:
 def _check_url(name: str, url: object) -> str:
     if not isinstance(url, str):
         raise ConfigError(f"{name} must be a URL string, got {type(url).__name__}")
-    parsed = urllib.parse.urlsplit(url)
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        parsed.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as error:
+        raise ConfigError(f"{name}={url!r} is not a valid URL ({error})") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ConfigError(f"{name}={url!r} is not an http:// or https:// URL with a host")
     return url
@@ -425,7 +438,7 @@ def _pick(
     if argument is not None:
         return check(arg_name, argument)
     for name in variables:
-        if name in environ:
+        if environ.get(name, "").strip():  # empty means unset (OTel spec)
             return parse(name, environ[name])
     return default
 
@@ -462,7 +475,7 @@ def otlp_options(
         "",
     )
     if not url:
-        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", _DEFAULT_OTLP_BASE)
+        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or _DEFAULT_OTLP_BASE
         url = _check_url("OTEL_EXPORTER_OTLP_ENDPOINT", base.rstrip("/") + "/v1/traces")
     return OtlpOptions(
         endpoint=url,

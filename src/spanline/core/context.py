@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from spanline._fork import renew_after_fork
 from spanline.core import ids
 from spanline.core.actor import Actor
 
@@ -170,6 +172,7 @@ class Frame(Node):
 
 _LAZY = threading.Lock()
 """Serializes the first read of lazily drawn ids (off the hot path)."""
+renew_after_fork(sys.modules[__name__], "_LAZY")
 
 
 current: contextvars.ContextVar[Node | None] = contextvars.ContextVar(

@@ -14,11 +14,13 @@ continuing the publisher's trace from ``event.metadata["context"]``.
 from __future__ import annotations
 
 import inspect
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from spanline._fork import renew_after_fork
 from spanline.core import clock, ids
 from spanline.core.carrier import dump, restore
 from spanline.core.context import current
@@ -55,6 +57,7 @@ class Event:
 
 
 _lock = threading.Lock()
+renew_after_fork(sys.modules[__name__])
 _registry: dict[str, tuple[tuple[Handler, str], ...]] = {}
 
 

@@ -20,6 +20,7 @@ import collections
 import threading
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from spanline._fork import renew_after_fork
 from spanline._log import report
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class Pipeline:
         self.processors: tuple[SpanProcessor, ...] = ()
         self.ring: collections.deque[Span] = collections.deque(maxlen=ring_size)
         self._lock = threading.Lock()
+        renew_after_fork(self)
         self._counts: collections.Counter[str] = collections.Counter()
 
     # -- registration (not on the hot path; copy-on-write so readers need no lock) --

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
+from spanline._fork import renew_after_fork
 from spanline.core.render import render_tree
 from spanline.core.span import Span
 from spanline.export.exporter import ExportResult
@@ -21,6 +22,7 @@ class ConsoleExporter:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        renew_after_fork(self)
 
     def export(self, batch: Sequence[Span], timeout_millis: int = 30000) -> ExportResult:
         """Print the trees whose roots are in ``batch``."""

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from spanline._fork import renew_after_fork
 from spanline.core.span import Span
 from spanline.export.exporter import ExportResult
 from spanline.export.record import span_record
@@ -27,6 +28,7 @@ class JsonLinesExporter:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        renew_after_fork(self)
         self._file: IO[str] | None = None
         self._pid = os.getpid()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from spanline._fork import renew_after_fork
 from spanline.core.span import Span
 from spanline.export.exporter import ExportResult
 
@@ -16,6 +17,7 @@ class InMemorySpanExporter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        renew_after_fork(self)
         self._spans: list[Span] = []
         self._stopped = False
 

@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from spanline._fork import renew_after_fork
 from spanline._log import report
 from spanline._version import __version__
 from spanline.core import config
@@ -103,6 +104,7 @@ class OtlpHttpExporter:
         self._pid = os.getpid()
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        renew_after_fork(self)
         self._counts: Counter[str] = Counter()
 
     # -- encoding ---------------------------------------------------------------

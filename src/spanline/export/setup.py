@@ -10,9 +10,11 @@ the new ones; processors you registered yourself are left alone.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
 
+from spanline._fork import renew_after_fork
 from spanline.core.pipeline import PIPELINE
 from spanline.export.batch import BatchSpanProcessor
 from spanline.export.console import ConsoleExporter
@@ -23,6 +25,7 @@ __all__ = ["EXPORTER_NAMES", "install", "installed"]
 EXPORTER_NAMES = ("otlp", "console", "none")
 
 _lock = threading.Lock()
+renew_after_fork(sys.modules[__name__])
 _installed: list[tuple[str, BatchSpanProcessor]] = []
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import threading
 
+from spanline._fork import renew_after_fork
 from spanline.core.pipeline import SpanProcessor
 from spanline.core.sampling import TraceIdRatio
 from spanline.core.span import Span, StatusCode
@@ -52,6 +53,7 @@ class TailSamplingProcessor:
         self._ratio = TraceIdRatio(ratio)
         self._max_spans = max_buffered_spans
         self._lock = threading.Lock()
+        renew_after_fork(self)
         # key: the local root's span id -> spans ended so far, oldest trace first
         self._buffers: collections.OrderedDict[int, list[Span]] = collections.OrderedDict()
         self._buffered = 0

@@ -18,13 +18,16 @@ _EMPTY_STATE = TraceState()
 
 
 def span_context_of(span: Span) -> SpanContext:
-    """The W3C span context of a started spanline span."""
+    """The W3C span context of a started spanline span; the tracestate of a foreign
+    parent is passed on unchanged, as W3C Trace Context asks."""
+    from spanline.otel.bridge import trace_state_of
+
     return SpanContext(
         trace_id=int(span.trace_hex or "0", 16),
         span_id=span.span_id,
         is_remote=False,
         trace_flags=TraceFlags(TraceFlags.SAMPLED if span._trace.recorded else 0),
-        trace_state=_EMPTY_STATE,
+        trace_state=trace_state_of(span) or _EMPTY_STATE,
     )
 
 

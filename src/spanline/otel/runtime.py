@@ -61,7 +61,9 @@ class SpanlineRuntimeContext(_RuntimeContext):
         value_token = self._values.set(context)
         node_token: contextvars.Token[Node | None] | None = None
         node = bridge.node_for(bridge.otel_trace.get_current_span(context))
-        if node is not None and current.get() is not node:
+        # A context without a valid span means "no current span" (a new root), as in
+        # OpenTelemetry: spanline's chain follows, until detach.
+        if current.get() is not node:
             node_token = current.set(node)
         return (value_token, node_token)
 
