@@ -1,0 +1,100 @@
+"""W3C Trace Context on spanline's context: inject into and extract from carriers.
+
+A carrier is a mapping of header names to values (HTTP headers, message metadata,
+job headers) or a list of ``(name, value)`` pairs; names are matched
+case-insensitively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from spanline.core import clock
+from spanline.core.context import Boundary, Frame, Node, RemoteFrame, TraceRoot, current
+from spanline.core.span import Span, new_trace
+from spanline.propagation.w3c import (
+    FLAG_RANDOM,
+    FLAG_SAMPLED,
+    format_traceparent,
+    format_tracestate,
+    header_values,
+    parse_traceparent,
+    parse_tracestate,
+)
+
+__all__ = ["RemoteParent", "continue_trace", "extract", "inject"]
+
+
+class RemoteParent(RemoteFrame):
+    """The caller's span, as a ``traceparent`` named it; keeps the received flags and
+    ``tracestate`` so they are passed on unchanged."""
+
+    __slots__ = ("flags", "tracestate")
+
+    def __init__(
+        self, trace_int: int, span_id: int, flags: int, tracestate: list[tuple[str, str]] | None
+    ) -> None:
+        trace = new_trace(clock.now_ns(), trace_int, parent_sampled=bool(flags & FLAG_SAMPLED))
+        super().__init__(trace, TraceRoot(trace), "span", f"{span_id:016x}", "", span_id)
+        self.flags = flags
+        self.tracestate = tracestate
+
+
+def extract(carrier: object) -> RemoteParent | None:
+    """The caller's context from ``carrier``, or ``None`` (no valid ``traceparent``:
+    the ``tracestate`` is then ignored too, as the specification says)."""
+    parent = parse_traceparent(header_values(carrier, "traceparent"))
+    if parent is None:
+        return None
+    state = parse_tracestate(header_values(carrier, "tracestate"))
+    return RemoteParent(parent.trace_id, parent.parent_id, parent.flags, state)
+
+
+def _remote_parent_of(node: Node | None) -> RemoteParent | None:
+    while node is not None:
+        if isinstance(node, RemoteParent):
+            return node
+        node = node._parent
+    return None
+
+
+def inject(carrier: MutableMapping[str, Any]) -> None:
+    """Write ``traceparent`` (and a received ``tracestate``) for the current span.
+
+    Nothing is written outside a trace or at a bare boundary with no span yet.
+    """
+    node = current.get()
+    if isinstance(node, Span):
+        span_id = node.span_id
+    elif isinstance(node, Frame | RemoteFrame):
+        span_id = node.sid
+    else:
+        return
+    if not span_id:
+        return
+    trace = node._trace
+    remote = _remote_parent_of(node)
+    flags = (
+        (remote.flags & ~FLAG_SAMPLED)
+        if remote is not None
+        else (FLAG_RANDOM if trace.external is None else 0)
+    )
+    if trace.recorded:
+        flags |= FLAG_SAMPLED
+    carrier["traceparent"] = format_traceparent(trace.id, span_id, flags)
+    if remote is not None and remote.tracestate:
+        carrier["tracestate"] = format_tracestate(remote.tracestate)
+
+
+class continue_trace(Boundary):  # noqa: N801 - used like a function, as start_trace
+    """``with spanline.propagation.continue_trace(request.headers):`` -- continue the
+    caller's trace; with no valid ``traceparent``, start a new one.  Yields the trace
+    id.  The caller's actor is never taken from headers here: trusting an actor from
+    the network is an explicit, per-boundary decision (issue 4's integrations)."""
+
+    __slots__ = ()
+
+    def __init__(self, carrier: object) -> None:
+        remote = extract(carrier)
+        self._node = remote if remote is not None else TraceRoot(new_trace(clock.now_ns()))
