@@ -162,3 +162,47 @@ def test_unsampled_callers_are_followed_and_inject_outside_a_trace_writes_nothin
     inject(nothing)
     assert nothing == {}
     assert format_traceparent(1, 2, 0x101) == f"00-{1:032x}-{2:016x}-01"
+
+
+def test_baggage_parsing_and_formatting() -> None:
+    from spanline.propagation.baggage import MAX_MEMBERS, format_baggage, parse_baggage
+
+    assert parse_baggage(["userId=alice,serverNode=DF%2028 ; prop=1", "isProduction=false"]) == {
+        "userId": "alice",
+        "serverNode": "DF 28",
+        "isProduction": "false",
+    }
+    # invalid members are skipped, the others kept
+    assert parse_baggage(['bad key=1,ok=2,noequals,quote="x",utf=%E2%9C%93']) == {
+        "ok": "2",
+        "utf": "\u2713",
+    }
+    assert parse_baggage(["bad=%FF"]) == {}  # not UTF-8 once decoded
+    many = ",".join(f"k{i}=v" for i in range(100))
+    assert len(parse_baggage([many])) == MAX_MEMBERS
+    text = format_baggage({"spanline.actor.id": "4 2", "bad key": "x", "via": "a,b"})
+    assert text == "spanline.actor.id=4%202,via=a%2Cb"
+    assert parse_baggage([text]) == {"spanline.actor.id": "4 2", "via": "a,b"}
+
+
+def test_actor_travels_in_baggage_but_is_trusted_only_on_request(
+    spanline_capture: Capture,
+) -> None:
+    with (
+        spanline.start_trace(actor={"type": "user", "id": 42, "via": "ios"}),
+        spanline.span("client"),
+    ):
+        headers: dict[str, str] = {}
+        inject(headers)
+    assert "spanline.actor.type=user" in headers["baggage"]
+    # a public boundary: the incoming actor is ignored (no impersonation by header)
+    with continue_trace(headers):
+        assert spanline.actor() is None
+        assert spanline.trace_id() is not None
+    # a boundary between our own services opts in
+    with continue_trace(headers, trust_actor=True):
+        assert spanline.actor() == {"type": "user", "id": "42", "via": "ios"}
+    # a forged actor without a type is not an actor at all
+    forged = {**headers, "baggage": "spanline.actor.id=1"}
+    with continue_trace(forged, trust_actor=True):
+        assert spanline.actor() is None

@@ -11,8 +11,10 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from spanline.core import clock
+from spanline.core.actor import Actor, normalize_actor
 from spanline.core.context import Boundary, Frame, Node, RemoteFrame, TraceRoot, current
 from spanline.core.span import Span, new_trace
+from spanline.propagation.baggage import format_baggage, parse_baggage
 from spanline.propagation.w3c import (
     FLAG_RANDOM,
     FLAG_SAMPLED,
@@ -33,22 +35,47 @@ class RemoteParent(RemoteFrame):
     __slots__ = ("flags", "tracestate")
 
     def __init__(
-        self, trace_int: int, span_id: int, flags: int, tracestate: list[tuple[str, str]] | None
+        self,
+        trace_int: int,
+        span_id: int,
+        flags: int,
+        tracestate: list[tuple[str, str]] | None,
+        actor: Actor | None = None,
     ) -> None:
-        trace = new_trace(clock.now_ns(), trace_int, parent_sampled=bool(flags & FLAG_SAMPLED))
+        trace = new_trace(
+            clock.now_ns(), trace_int, actor=actor, parent_sampled=bool(flags & FLAG_SAMPLED)
+        )
         super().__init__(trace, TraceRoot(trace), "span", f"{span_id:016x}", "", span_id)
         self.flags = flags
         self.tracestate = tracestate
 
 
-def extract(carrier: object) -> RemoteParent | None:
+_ACTOR_PREFIX = "spanline.actor."
+
+
+def _actor_from_baggage(carrier: object) -> Actor | None:
+    baggage = parse_baggage(header_values(carrier, "baggage"))
+    fields = {k[len(_ACTOR_PREFIX) :]: v for k, v in baggage.items() if k.startswith(_ACTOR_PREFIX)}
+    try:
+        return normalize_actor(fields) if fields else None
+    except (TypeError, ValueError):
+        return None  # an incomplete actor (no type) is not an actor
+
+
+def extract(carrier: object, *, trust_actor: bool = False) -> RemoteParent | None:
     """The caller's context from ``carrier``, or ``None`` (no valid ``traceparent``:
-    the ``tracestate`` is then ignored too, as the specification says)."""
+    the ``tracestate`` is then ignored too, as the specification says).
+
+    The caller's actor (``spanline.actor.*`` baggage) is taken only with
+    ``trust_actor=True``: a header from the public internet must not be able to act
+    as one of your users, so each boundary that trusts its callers says so.
+    """
     parent = parse_traceparent(header_values(carrier, "traceparent"))
     if parent is None:
         return None
     state = parse_tracestate(header_values(carrier, "tracestate"))
-    return RemoteParent(parent.trace_id, parent.parent_id, parent.flags, state)
+    actor = _actor_from_baggage(carrier) if trust_actor else None
+    return RemoteParent(parent.trace_id, parent.parent_id, parent.flags, state, actor)
 
 
 def _remote_parent_of(node: Node | None) -> RemoteParent | None:
@@ -60,7 +87,8 @@ def _remote_parent_of(node: Node | None) -> RemoteParent | None:
 
 
 def inject(carrier: MutableMapping[str, Any]) -> None:
-    """Write ``traceparent`` (and a received ``tracestate``) for the current span.
+    """Write ``traceparent`` (and a received ``tracestate``) for the current span, and
+    the trace's actor as ``spanline.actor.*`` baggage.
 
     Nothing is written outside a trace or at a bare boundary with no span yet.
     """
@@ -85,16 +113,21 @@ def inject(carrier: MutableMapping[str, Any]) -> None:
     carrier["traceparent"] = format_traceparent(trace.id, span_id, flags)
     if remote is not None and remote.tracestate:
         carrier["tracestate"] = format_tracestate(remote.tracestate)
+    if trace.actor:
+        carrier["baggage"] = format_baggage(
+            {f"{_ACTOR_PREFIX}{k}": v for k, v in trace.actor.items()}
+        )
 
 
 class continue_trace(Boundary):  # noqa: N801 - used like a function, as start_trace
     """``with spanline.propagation.continue_trace(request.headers):`` -- continue the
     caller's trace; with no valid ``traceparent``, start a new one.  Yields the trace
-    id.  The caller's actor is never taken from headers here: trusting an actor from
-    the network is an explicit, per-boundary decision (issue 4's integrations)."""
+    id.  The caller's actor (carried in baggage by :func:`inject`) is used only with
+    ``trust_actor=True`` -- for calls between your own services, never for a boundary
+    the public internet can reach."""
 
     __slots__ = ()
 
-    def __init__(self, carrier: object) -> None:
-        remote = extract(carrier)
+    def __init__(self, carrier: object, *, trust_actor: bool = False) -> None:
+        remote = extract(carrier, trust_actor=trust_actor)
         self._node = remote if remote is not None else TraceRoot(new_trace(clock.now_ns()))
