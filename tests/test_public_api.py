@@ -28,6 +28,7 @@ EXPECTED = {
     "dump",
     "frames",
     "handler",
+    "instrument",
     "operation",
     "publish",
     "record",
@@ -41,6 +42,7 @@ EXPECTED = {
     "trace_id",
     "trace_string",
     "tracer",
+    "uninstrument",
     "unsubscribe",
     "wrap",
 }

@@ -34,6 +34,7 @@ from spanline.core.span import (
 )
 from spanline.core.trace import actor, current_id, frames, start_trace, trace_id, trace_string
 from spanline.core.tracer import Tracer, stats, tracer
+from spanline.integrations.registry import instrument, uninstrument
 
 __all__ = [
     "ConfigError",
@@ -59,6 +60,7 @@ __all__ = [
     "dump",
     "frames",
     "handler",
+    "instrument",
     "operation",
     "publish",
     "record",
@@ -72,6 +74,7 @@ __all__ = [
     "trace_id",
     "trace_string",
     "tracer",
+    "uninstrument",
     "unsubscribe",
     "wrap",
 ]

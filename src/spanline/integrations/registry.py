@@ -1,0 +1,57 @@
+"""``spanline.instrument(...)`` / ``spanline.uninstrument(...)``: switch integrations on
+and off.  An integration wraps a library's method (the application's code is not
+touched); instrumenting twice does nothing, uninstrumenting restores the original."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from spanline.integrations import http_client
+
+__all__ = ["instrument", "instrumented", "uninstrument"]
+
+_lock = threading.Lock()
+_originals: dict[tuple[str, str, str], Any] = {}
+_active: set[str] = set()
+
+
+def _targets(name: str) -> list[tuple[str, str, str, Any]]:
+    targets = http_client.INTEGRATIONS.get(name)
+    if targets is None:
+        known = ", ".join(sorted(http_client.INTEGRATIONS))
+        raise ValueError(f"unknown integration {name!r}; available: {known}")
+    return targets
+
+
+def instrument(*names: str) -> None:
+    """Switch the named integrations on (``"urllib"``, ``"requests"``, ``"httpx"``)."""
+    with _lock:
+        for name in names:
+            if name in _active:
+                continue
+            for module, cls, method, wrapper in _targets(name):
+                owner = http_client.load(module, cls)
+                original = owner.__dict__[method]
+                _originals[(module, cls, method)] = original
+                setattr(owner, method, wrapper(original))
+            _active.add(name)
+
+
+def uninstrument(*names: str) -> None:
+    """Switch the named integrations off, restoring the wrapped methods."""
+    with _lock:
+        for name in names:
+            if name not in _active:
+                continue
+            for module, cls, method, _ in _targets(name):
+                original = _originals.pop((module, cls, method), None)
+                if original is not None:
+                    setattr(http_client.load(module, cls), method, original)
+            _active.discard(name)
+
+
+def instrumented() -> set[str]:
+    """The integrations switched on."""
+    with _lock:
+        return set(_active)
