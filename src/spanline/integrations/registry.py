@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from spanline.integrations import http_client
+from spanline.integrations import redis as redis_integration
 
 __all__ = ["instrument", "instrumented", "uninstrument"]
 
@@ -16,16 +17,23 @@ _originals: dict[tuple[str, str, str], Any] = {}
 _active: set[str] = set()
 
 
+_INTEGRATIONS: dict[str, list[tuple[str, str, str, Any]]] = {
+    **http_client.INTEGRATIONS,
+    "redis": redis_integration.TARGETS,
+}
+
+
 def _targets(name: str) -> list[tuple[str, str, str, Any]]:
-    targets = http_client.INTEGRATIONS.get(name)
+    targets = _INTEGRATIONS.get(name)
     if targets is None:
-        known = ", ".join(sorted(http_client.INTEGRATIONS))
+        known = ", ".join(sorted(_INTEGRATIONS))
         raise ValueError(f"unknown integration {name!r}; available: {known}")
     return targets
 
 
 def instrument(*names: str) -> None:
-    """Switch the named integrations on (``"urllib"``, ``"requests"``, ``"httpx"``)."""
+    """Switch the named integrations on (``"urllib"``, ``"requests"``, ``"httpx"``,
+    ``"redis"``); ``ImportError`` names a library that is not installed."""
     with _lock:
         for name in names:
             if name in _active:
