@@ -152,9 +152,11 @@ INTEGRATIONS: dict[str, list[tuple[str, str, str, Callable[..., Any]]]] = {
 
 
 def load(module: str, cls: str) -> Any:
-    """The class to wrap (``ImportError`` with a clear message if not installed)."""
+    """The class (or, with ``cls=""``, the module) whose attribute is wrapped;
+    ``ImportError`` with a clear message if the library is not installed."""
     try:
-        return getattr(importlib.import_module(module), cls)
+        imported = importlib.import_module(module)
+        return getattr(imported, cls) if cls else imported
     except ImportError as error:
         raise ImportError(
             f"spanline cannot instrument {module}: it is not installed ({error})"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from spanline.integrations import http_client
+from spanline.integrations import http_client, sql
 from spanline.integrations import redis as redis_integration
 
 __all__ = ["instrument", "instrumented", "uninstrument"]
@@ -20,6 +20,7 @@ _active: set[str] = set()
 _INTEGRATIONS: dict[str, list[tuple[str, str, str, Any]]] = {
     **http_client.INTEGRATIONS,
     "redis": redis_integration.TARGETS,
+    **sql.TARGETS,
 }
 
 
@@ -33,7 +34,8 @@ def _targets(name: str) -> list[tuple[str, str, str, Any]]:
 
 def instrument(*names: str) -> None:
     """Switch the named integrations on (``"urllib"``, ``"requests"``, ``"httpx"``,
-    ``"redis"``); ``ImportError`` names a library that is not installed."""
+    ``"redis"``, ``"psycopg"``, ``"sqlite3"``); ``ImportError`` names a library that is
+    not installed."""
     with _lock:
         for name in names:
             if name in _active:
