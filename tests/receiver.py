@@ -18,6 +18,18 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 
+def _answer(
+    handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: bytes
+) -> None:
+    """Send one complete response."""
+    handler.send_response(status)
+    for key, value in headers.items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
 @dataclass
 class Received:
     path: str
@@ -63,12 +75,7 @@ class Receiver:
                     receiver.received.append(
                         Received(self.path, dict(self.headers), raw, body, status)
                     )
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                _answer(self, status, headers, payload)
 
             def log_message(self, format: str, *args: object) -> None:
                 return None
@@ -139,13 +146,7 @@ class ForwardingProxy(Receiver):
                     answer = conn.getresponse()
                     planned = (answer.status, {}, answer.read())
                     conn.close()
-                status, extra, payload = planned
-                self.send_response(status)
-                for key, value in extra.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                _answer(self, *planned)
 
             def log_message(self, format: str, *args: object) -> None:
                 return None

@@ -8,7 +8,7 @@ import sys
 import textwrap
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,15 +214,9 @@ def test_constructor_validates_its_options() -> None:
         BatchSpanProcessor(object())  # type: ignore[arg-type]
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_forked_child_starts_with_an_empty_queue_and_its_own_worker(
-    processors: list[BatchSpanProcessor], tmp_path: Path
-) -> None:
-    path = tmp_path / "spans.jsonl"
-    processor = _make(
-        processors, JsonLinesExporter(path), max_export_batch_size=512, schedule_delay_millis=60_000
-    )
-    _spans(5, "parent-before-fork")  # queued, not yet exported
+def _in_forked_child(work: Callable[[], Any]) -> Any:
+    """Run ``work`` in a real forked child; return its JSON-able result (the child's
+    exit status must be 0)."""
     read_end, write_end = os.pipe()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
@@ -230,10 +224,7 @@ def test_forked_child_starts_with_an_empty_queue_and_its_own_worker(
     if pid == 0:
         status = 1
         try:
-            depth = processor.stats()["queue_depth"]
-            _spans(3, "child")
-            flushed = processor.force_flush(10_000)
-            os.write(write_end, json.dumps({"depth": depth, "flushed": flushed}).encode())
+            os.write(write_end, json.dumps(work()).encode())
             status = 0
         finally:
             os._exit(status)
@@ -244,8 +235,25 @@ def test_forked_child_starts_with_an_empty_queue_and_its_own_worker(
     os.close(read_end)
     _, status = os.waitpid(pid, 0)
     assert status == 0
-    child = json.loads(reply)
-    assert child == {"depth": 0, "flushed": True}
+    return json.loads(reply)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_starts_with_an_empty_queue_and_its_own_worker(
+    processors: list[BatchSpanProcessor], tmp_path: Path
+) -> None:
+    path = tmp_path / "spans.jsonl"
+    processor = _make(
+        processors, JsonLinesExporter(path), max_export_batch_size=512, schedule_delay_millis=60_000
+    )
+    _spans(5, "parent-before-fork")  # queued, not yet exported
+
+    def child() -> dict[str, object]:
+        depth = processor.stats()["queue_depth"]
+        _spans(3, "child")
+        return {"depth": depth, "flushed": processor.force_flush(10_000)}
+
+    assert _in_forked_child(child) == {"depth": 0, "flushed": True}
     assert processor.force_flush(10_000)
     names = [json.loads(line)["name"] for line in path.read_text().splitlines()]
     assert sorted(names) == sorted(
@@ -519,26 +527,11 @@ def test_fork_while_an_exporter_lock_is_held(
 ) -> None:
     exporter = JsonLinesExporter(tmp_path / "spans.jsonl")
     processor = _make(processors, exporter, schedule_delay_millis=60_000)
-    read_end, write_end = os.pipe()
+
+    def child() -> list[object]:
+        _spans(3, "child")
+        return [processor.force_flush(5000), processor.stats()["exported"]]
+
     with exporter._lock:  # another thread mid-write at the moment of the fork
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:
-            status = 1
-            try:
-                _spans(3, "child")
-                flushed = processor.force_flush(5000)
-                exported = processor.stats()["exported"]
-                os.write(write_end, json.dumps([flushed, exported]).encode())
-                status = 0
-            finally:
-                os._exit(status)
-    os.close(write_end)
-    reply = b""
-    while chunk := os.read(read_end, 4096):
-        reply += chunk
-    os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    assert status == 0
-    assert json.loads(reply) == [True, 3]  # the child's exporter lock was renewed
+        result = _in_forked_child(child)
+    assert result == [True, 3]  # the child's exporter lock was renewed

@@ -95,26 +95,13 @@ def _wrap_urllib(original: Callable[..., Any]) -> Callable[..., Any]:
     return open_traced
 
 
-# -- requests ----------------------------------------------------------------------------
+# -- requests and httpx (same request/response shape) ------------------------------
 
 
-def _wrap_requests(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def send_traced(self: Any, request: Any, **kwargs: Any) -> Any:
-        with client_span(str(request.method), str(request.url)) as span:
-            request.headers.update(_headers_to_inject())
-            response = original(self, request, **kwargs)
-            if isinstance(span, Span):
-                finish_client_span(span, response.status_code)
-            return response
+def _wrap_send(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``requests.Session.send`` and ``httpx.Client.send``: both take a request object
+    with ``method``, ``url`` and mutable ``headers`` and return ``status_code``."""
 
-    return send_traced
-
-
-# -- httpx -------------------------------------------------------------------------------
-
-
-def _wrap_httpx(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def send_traced(self: Any, request: Any, **kwargs: Any) -> Any:
         with client_span(str(request.method), str(request.url)) as span:
@@ -143,9 +130,9 @@ def _wrap_httpx_async(original: Callable[..., Any]) -> Callable[..., Any]:
 # integration name -> [(module, class, method, wrapper factory)]
 INTEGRATIONS: dict[str, list[tuple[str, str, str, Callable[..., Any]]]] = {
     "urllib": [("urllib.request", "OpenerDirector", "open", _wrap_urllib)],
-    "requests": [("requests.sessions", "Session", "send", _wrap_requests)],
+    "requests": [("requests.sessions", "Session", "send", _wrap_send)],
     "httpx": [
-        ("httpx", "Client", "send", _wrap_httpx),
+        ("httpx", "Client", "send", _wrap_send),
         ("httpx", "AsyncClient", "send", _wrap_httpx_async),
     ],
 }
