@@ -138,10 +138,12 @@ _last_ms: tuple[int, str] = (-1, "")
 
 def format_id(prefix: str, start_ns: int, random64: int) -> str:
     """Render a prefixed id from a start time (ns since epoch) and a 64-bit number."""
-    global _last_ms
     ms = start_ns // 1_000_000
-    if ms >= _MAX_MS:
-        ms = _MAX_MS - 1
+    return _format_ms(prefix, ms if ms < _MAX_MS else _MAX_MS - 1, random64)
+
+
+def _format_ms(prefix: str, ms: int, random64: int) -> str:
+    global _last_ms
     cached_ms, text = _last_ms  # one tuple: threads never see a torn pair
     if cached_ms != ms:
         text = b58encode(ms, _TS_CHARS)
@@ -186,7 +188,7 @@ def trace_id_from_int(value: int) -> str:
     middle = (value >> 64) & 0xFFFF
     low = value & _MASK64
     if middle == 0 and 0 < ms < _MAX_MS and low:
-        return "tr_" + b58encode(ms, _TS_CHARS) + b58encode(low, _RAND_CHARS)
+        return _format_ms("tr_", ms, low)
     return f"{value:032x}"
 
 

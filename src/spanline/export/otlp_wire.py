@@ -164,7 +164,7 @@ def _span(span: Span, per_trace: dict[object, tuple[bytes, bytes]]) -> bytes:
         # identical for every span of a trace: W3C trace id, tr_ id and actor
         actor = span.actor or {}
         shared = per_trace[trace] = (
-            b"\x0a\x10" + bytes.fromhex(span.trace_hex or ""),
+            b"\x0a\x10" + trace.id.to_bytes(16, "big"),
             _attributes(
                 _SPAN_ATTR,
                 [
