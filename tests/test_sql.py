@@ -108,3 +108,27 @@ def test_uninstrument_restores_the_originals(spanline_capture: Capture) -> None:
     assert sqlite3.connect is original
     sqlite3.connect(":memory:").execute("SELECT 1").close()
     assert spanline_capture.spans == []
+
+
+def test_driver_error_messages_never_enter_a_span(
+    instrumented: None, spanline_capture: Capture
+) -> None:
+    # PostgreSQL quotes the offending value in its message: 'invalid input syntax for
+    # type integer: "card-4242-..."'; the span keeps the error's type and SQLSTATE only.
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation) as raised:
+            conn.execute("SELECT cast(%s AS int)", (SECRET,))
+        assert SECRET in str(raised.value)  # the app's exception is untouched
+
+        async def async_part() -> None:
+            async with await psycopg.AsyncConnection.connect(DSN) as aconn:
+                await aconn.execute("SELECT cast(%s AS int)", (SECRET,))
+
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            asyncio.run(async_part())
+    sync_span, async_span = _client_spans(spanline_capture)
+    for span in (sync_span, async_span):
+        assert span.status == StatusCode.ERROR
+        assert span.attributes["error.type"] == "psycopg.errors.InvalidTextRepresentation"
+        assert span.attributes["db.response.status_code"] == "22P02"
+    assert SECRET not in json.dumps([s.to_dict() for s in spanline_capture.spans])

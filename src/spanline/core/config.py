@@ -68,7 +68,9 @@ class Settings:
     exporters: tuple[str, ...] = ()
     """Exporters installed behind a batch processor each (``otlp``, ``console``)."""
     propagators: tuple[str, ...] = ("tracecontext", "baggage")
-    """Context propagation formats for integrations (``tracecontext``, ``baggage``)."""
+    """Context formats that ``inject``/``extract`` (and so every integration) write and
+    read: ``tracecontext`` (``traceparent``/``tracestate``), ``baggage`` (the actor);
+    empty for ``none``."""
     sample_all: bool = dataclasses.field(init=False, default=True)
     """Derived: the sampler keeps every new root trace (lets the hot path skip it)."""
 
@@ -226,7 +228,25 @@ def _names_of(accepted: tuple[str, ...], what: str) -> Callable[[str, object], t
 
 
 _check_exporters = _names_of(_EXPORTERS, "exporter")
-_check_propagators = _names_of(_PROPAGATORS, "propagator")
+_check_propagator_names = _names_of(_PROPAGATORS, "propagator")
+_OTHER_PROPAGATORS = ("b3", "b3multi", "jaeger", "xray", "ottrace")
+"""OpenTelemetry's other well-known propagators, which spanline does not implement."""
+
+
+def _check_propagators(name: str, value: object) -> tuple[str, ...]:
+    try:
+        return _check_propagator_names(name, value)
+    except ConfigError as error:
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, list | tuple):
+            for item in items:
+                if str(item).strip().lower() in _OTHER_PROPAGATORS:
+                    raise ConfigError(
+                        f"{name}: propagator {str(item).strip()!r} is not supported by "
+                        "spanline, which speaks W3C Trace Context and W3C Baggage only; use "
+                        f"one of {', '.join(_PROPAGATORS)}"
+                    ) from None
+        raise error from None
 
 
 Parser = Callable[[str, str, Mapping[str, str]], object]

@@ -11,21 +11,92 @@
 Each span is named after the statement's first keyword (``SELECT``, ``INSERT`` …)
 with ``db.system.name``, ``db.operation.name``, ``db.namespace`` (the database) and
 ``db.query.text`` -- the statement capped at 1,000 characters.  Bound parameters
-never enter a span.  An exception marks the span ERROR and passes through.
+never enter a span.  An exception marks the span ERROR with its type and the
+database's error code (``error.type``, ``db.response.status_code``) but not its
+message, which drivers fill with parameter values; it passes through unchanged.
+
+A layer above the DB-API (the SQLAlchemy integration) that already traces a
+statement sets :data:`OUTER_STATEMENT` while the driver runs it; the wrappers here
+then add no second, nested span for the same statement.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from spanline.core.span import Span, SpanKind
+from spanline.core.context import current
+from spanline.core.span import Span, SpanKind, StatusCode
 
-__all__ = ["MAX_STATEMENT", "TARGETS", "statement_span", "traced_connection"]
+__all__ = [
+    "MAX_STATEMENT",
+    "OUTER_STATEMENT",
+    "TARGETS",
+    "mark_failed",
+    "statement_span",
+    "traced_connection",
+]
 
 MAX_STATEMENT = 1000
+
+OUTER_STATEMENT: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
+    "spanline_outer_statement", default=None
+)
+"""The span of the statement a higher layer is tracing right now (``None`` when no
+layer is): the DB-API wrappers run the driver call without a span of their own."""
+
+
+def mark_failed(span: Span, error: BaseException) -> None:
+    """ERROR with the driver's exception class and status code; the message is left
+    out on purpose (drivers quote parameter values in it)."""
+    cls = type(error)
+    kind = (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+    span.set_attribute("error.type", kind)
+    code = next(
+        (
+            getattr(error, name, None)
+            for name in ("sqlstate", "pgcode", "sqlite_errorcode")
+            if getattr(error, name, None) not in (None, "")
+        ),
+        None,
+    )
+    if isinstance(code, str | int) and not isinstance(code, bool):
+        span.set_attribute("db.response.status_code", str(code))
+    span.add_event("exception", {"exception.type": kind})
+    span.set_status(StatusCode.ERROR, kind)
+
+
+def _run(system: str, statement: object, namespace: str | None, call: Callable[[], Any]) -> Any:
+    """``call()`` inside a statement span; a failure is marked by :func:`mark_failed`
+    (type and code only) and re-raised unchanged."""
+    span = statement_span(system, statement, namespace).start_detached(current.get())
+    try:
+        result = call()
+    except BaseException as error:
+        mark_failed(span, error)
+        span.end()
+        raise
+    span.end()
+    return result
+
+
+async def _run_async(
+    system: str, statement: object, namespace: str | None, call: Callable[[], Awaitable[Any]]
+) -> Any:
+    span = statement_span(system, statement, namespace).start_detached(current.get())
+    try:
+        result = await call()
+    except BaseException as error:
+        mark_failed(span, error)
+        span.end()
+        raise
+    span.end()
+    return result
 
 
 def statement_span(system: str, statement: object, namespace: str | None = None) -> Span:
@@ -56,8 +127,10 @@ def _psycopg_namespace(cursor: Any) -> str | None:
 def _wrap_psycopg(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def execute_traced(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        with statement_span("postgresql", _query_text(query, self), _psycopg_namespace(self)):
+        if OUTER_STATEMENT.get() is not None:
             return original(self, query, *args, **kwargs)
+        text, namespace = _query_text(query, self), _psycopg_namespace(self)
+        return _run("postgresql", text, namespace, lambda: original(self, query, *args, **kwargs))
 
     return execute_traced
 
@@ -65,8 +138,12 @@ def _wrap_psycopg(original: Callable[..., Any]) -> Callable[..., Any]:
 def _wrap_psycopg_async(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def execute_traced(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        with statement_span("postgresql", _query_text(query, self), _psycopg_namespace(self)):
+        if OUTER_STATEMENT.get() is not None:
             return await original(self, query, *args, **kwargs)
+        text, namespace = _query_text(query, self), _psycopg_namespace(self)
+        return await _run_async(
+            "postgresql", text, namespace, lambda: original(self, query, *args, **kwargs)
+        )
 
     return execute_traced
 
@@ -94,14 +171,20 @@ class TracedCursor:
 
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one statement in a span."""
-        with statement_span(self._system, operation, self._namespace):
+        if OUTER_STATEMENT.get() is not None:
             self._cursor.execute(operation, *args, **kwargs)
+            return self
+        call = functools.partial(self._cursor.execute, operation, *args, **kwargs)
+        _run(self._system, operation, self._namespace, call)
         return self
 
     def executemany(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a statement for many parameter sets in one span."""
-        with statement_span(self._system, operation, self._namespace):
+        if OUTER_STATEMENT.get() is not None:
             self._cursor.executemany(operation, *args, **kwargs)
+            return self
+        call = functools.partial(self._cursor.executemany, operation, *args, **kwargs)
+        _run(self._system, operation, self._namespace, call)
         return self
 
     def __iter__(self) -> Any:

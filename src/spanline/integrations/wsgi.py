@@ -14,7 +14,9 @@
   query is kept only with ``record_query=True``), ``server.address``,
   ``server.port``, ``client.address``, ``user_agent.original``,
   ``http.response.status_code``, ``http.route``;
-* a 5xx status or an exception marks it ERROR (the exception passes through);
+* a 5xx status or an exception marks it ERROR (the exception passes through); an
+  exception the framework turned into a 5xx response itself is recorded too when
+  the framework integration reports it with :func:`set_error`;
 * the span ends when the response body has been sent (``close()``), so streamed
   responses are timed whole.
 """
@@ -26,16 +28,18 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
+from spanline._log import report
 from spanline.core.span import Span, SpanKind, StatusCode
 from spanline.propagation.carrier import continue_trace
 
-__all__ = ["SpanlineMiddleware", "set_route"]
+__all__ = ["SpanlineMiddleware", "set_error", "set_route"]
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 _ENVIRON_SPAN = "spanline.span"
+_ENVIRON_ERROR = "spanline.error"
 
 
 def _headers(environ: Environ) -> list[tuple[str, str]]:
@@ -53,6 +57,15 @@ def set_route(environ: Environ, route: str) -> None:
         span.set_attribute("http.route", route)
         method = environ.get("REQUEST_METHOD", "GET")
         span.update_name(f"{method} {route}")
+
+
+def set_error(environ: Environ, error: BaseException) -> None:
+    """Report an exception the framework caught and answered with an error page
+    (Flask's ``got_request_exception``, Django's ``process_exception``): if the
+    response is a 5xx, the request's span records it and its status says what
+    failed.  An exception that reaches the middleware is recorded anyway."""
+    if isinstance(error, BaseException) and isinstance(environ.get(_ENVIRON_SPAN), Span):
+        environ[_ENVIRON_ERROR] = error
 
 
 class SpanlineMiddleware:
@@ -95,7 +108,7 @@ class SpanlineMiddleware:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
 
-        finish = _Finish(span, boundary)
+        finish = _Finish(span, boundary, environ)
         try:
             body = self.app(environ, traced_start_response)
         except BaseException as error:
@@ -126,11 +139,12 @@ class _Finish:
     """Ends the span and leaves the trace boundary, once (always called inside the
     request's context)."""
 
-    __slots__ = ("boundary", "done", "span")
+    __slots__ = ("boundary", "done", "environ", "span")
 
-    def __init__(self, span: Span, boundary: Any) -> None:
+    def __init__(self, span: Span, boundary: Any, environ: Environ) -> None:
         self.span = span
         self.boundary = boundary
+        self.environ = environ
         self.done = False
 
     def __call__(
@@ -142,8 +156,21 @@ class _Finish:
         if self.done:
             return
         self.done = True
+        handled = self.environ.pop(_ENVIRON_ERROR, None)
+        if exc is None and handled is not None:
+            self._record_handled(handled)
         self.span.__exit__(exc_type, exc, tb)
         self.boundary.__exit__(None, None, None)
+
+    def _record_handled(self, error: BaseException) -> None:
+        span = self.span
+        try:
+            status = span.attributes.get("http.response.status_code")
+            if span.is_recording() and isinstance(status, int) and status >= 500:
+                span.record_exception(error)
+                span.set_status(StatusCode.ERROR, f"{type(error).__qualname__}: {error}")
+        except Exception as problem:  # noqa: BLE001 - tracing never breaks the app
+            report("wsgi-error", "spanline: could not record a handled exception: %r", problem)
 
 
 class _ClosingBody:

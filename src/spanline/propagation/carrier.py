@@ -3,6 +3,11 @@
 A carrier is a mapping of header names to values (HTTP headers, message metadata,
 job headers) or a list of ``(name, value)`` pairs; names are matched
 case-insensitively.
+
+The formats follow ``settings.propagators`` (``OTEL_PROPAGATORS``, default
+``tracecontext,baggage``), read on every call: without ``tracecontext`` no
+``traceparent``/``tracestate`` is written or read; without ``baggage`` the actor
+neither leaves nor enters in ``baggage``; ``none`` turns both off.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from spanline.core import clock
+from spanline.core import clock, config
 from spanline.core.actor import Actor, normalize_actor
 from spanline.core.context import Boundary, Frame, Node, RemoteFrame, TraceRoot, current
 from spanline.core.span import Span, new_trace
@@ -54,6 +59,8 @@ _ACTOR_PREFIX = "spanline.actor."
 
 
 def _actor_from_baggage(carrier: object) -> Actor | None:
+    if "baggage" not in config.settings.propagators:
+        return None
     baggage = parse_baggage(header_values(carrier, "baggage"))
     fields = {k[len(_ACTOR_PREFIX) :]: v for k, v in baggage.items() if k.startswith(_ACTOR_PREFIX)}
     try:
@@ -64,12 +71,15 @@ def _actor_from_baggage(carrier: object) -> Actor | None:
 
 def extract(carrier: object, *, trust_actor: bool = False) -> RemoteParent | None:
     """The caller's context from ``carrier``, or ``None`` (no valid ``traceparent``:
-    the ``tracestate`` is then ignored too, as the specification says).
+    the ``tracestate`` is then ignored too, as the specification says; ``None`` too
+    when the ``tracecontext`` propagator is off).
 
     The caller's actor (``spanline.actor.*`` baggage) is taken only with
     ``trust_actor=True``: a header from the public internet must not be able to act
     as one of your users, so each boundary that trusts its callers says so.
     """
+    if "tracecontext" not in config.settings.propagators:
+        return None
     parent = parse_traceparent(header_values(carrier, "traceparent"))
     if parent is None:
         return None
@@ -88,10 +98,14 @@ def _remote_parent_of(node: Node | None) -> RemoteParent | None:
 
 def inject(carrier: MutableMapping[str, Any]) -> None:
     """Write ``traceparent`` (and a received ``tracestate``) for the current span, and
-    the trace's actor as ``spanline.actor.*`` baggage.
+    the trace's actor as ``spanline.actor.*`` baggage -- each only when its
+    propagator (``tracecontext``, ``baggage``) is on.
 
     Nothing is written outside a trace or at a bare boundary with no span yet.
     """
+    selected = config.settings.propagators
+    if not selected:
+        return
     node = current.get()
     if isinstance(node, Span):
         span_id = node.span_id
@@ -102,18 +116,19 @@ def inject(carrier: MutableMapping[str, Any]) -> None:
     if not span_id:
         return
     trace = node._trace
-    remote = _remote_parent_of(node)
-    flags = (
-        (remote.flags & ~FLAG_SAMPLED)
-        if remote is not None
-        else (FLAG_RANDOM if trace.external is None else 0)
-    )
-    if trace.recorded:
-        flags |= FLAG_SAMPLED
-    carrier["traceparent"] = format_traceparent(trace.id, span_id, flags)
-    if remote is not None and remote.tracestate:
-        carrier["tracestate"] = format_tracestate(remote.tracestate)
-    if trace.actor:
+    if "tracecontext" in selected:
+        remote = _remote_parent_of(node)
+        flags = (
+            (remote.flags & ~FLAG_SAMPLED)
+            if remote is not None
+            else (FLAG_RANDOM if trace.external is None else 0)
+        )
+        if trace.recorded:
+            flags |= FLAG_SAMPLED
+        carrier["traceparent"] = format_traceparent(trace.id, span_id, flags)
+        if remote is not None and remote.tracestate:
+            carrier["tracestate"] = format_tracestate(remote.tracestate)
+    if trace.actor and "baggage" in selected:
         carrier["baggage"] = format_baggage(
             {f"{_ACTOR_PREFIX}{k}": v for k, v in trace.actor.items()}
         )
@@ -121,13 +136,19 @@ def inject(carrier: MutableMapping[str, Any]) -> None:
 
 class continue_trace(Boundary):  # noqa: N801 - used like a function, as start_trace
     """``with spanline.propagation.continue_trace(request.headers):`` -- continue the
-    caller's trace; with no valid ``traceparent``, start a new one.  Yields the trace
-    id.  The caller's actor (carried in baggage by :func:`inject`) is used only with
-    ``trust_actor=True`` -- for calls between your own services, never for a boundary
-    the public internet can reach."""
+    caller's trace; with no valid ``traceparent`` (or the ``tracecontext`` propagator
+    off), start a new one.  Yields the trace id.  The caller's actor (carried in
+    baggage by :func:`inject`) is used only with ``trust_actor=True`` -- for calls
+    between your own services, never for a boundary the public internet can reach --
+    and only while the ``baggage`` propagator is on; it is kept for the new trace too
+    when the caller's trace context is not continued."""
 
     __slots__ = ()
 
     def __init__(self, carrier: object, *, trust_actor: bool = False) -> None:
         remote = extract(carrier, trust_actor=trust_actor)
-        self._node = remote if remote is not None else TraceRoot(new_trace(clock.now_ns()))
+        if remote is not None:
+            self._node = remote
+            return
+        actor = _actor_from_baggage(carrier) if trust_actor else None
+        self._node = TraceRoot(new_trace(clock.now_ns(), actor=actor))
