@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/concepts.md"])
+@pytest.mark.parametrize("page", ["README.md", "docs/concepts.md", "docs/messaging.md"])
 def test_python_examples_run(page: str, spanline_capture: Capture) -> None:
     text = (ROOT / page).read_text()
     blocks = BLOCK.findall(text)
