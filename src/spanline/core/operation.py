@@ -12,12 +12,15 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, ClassVar, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, overload
 
 from spanline.core import clock, config
 from spanline.core.context import Frame, Trace, current
 from spanline.core.decorate import callable_name, traced
 from spanline.core.span import OPERATION, Span, SpanKind
+
+if TYPE_CHECKING:
+    from spanline.jobs.backend import JobBackend
 
 _INTERNAL = SpanKind.INTERNAL
 _new = object.__new__
@@ -65,6 +68,24 @@ class Operation:
     def perform(self) -> Any:
         """The operation's work; subclasses implement it (``def`` or ``async def``)."""
         raise NotImplementedError(f"{type(self).__qualname__} must implement perform()")
+
+    def enqueue(self, *, backend: JobBackend | None = None, **options: Any) -> Any:
+        """Run this operation later, in a worker, as a continuation of the current trace.
+
+        The job carries the class (``module:QualName``), the constructor params and
+        the trace (:func:`spanline.dump`); the worker's :func:`spanline.jobs.run_job`
+        runs it with the same trace id, the same actor and this trace's frames as
+        parents.  It goes to ``backend``, else to the one set with
+        :func:`spanline.jobs.use`; ``options`` pass to the backend (Celery's
+        ``countdown=``, RQ's ``job_timeout=`` …) and its handle is returned.
+
+        Raises ``TypeError`` naming a param that JSON cannot carry unchanged,
+        ``ValueError`` for a class a worker could not import (``__main__``, local),
+        ``RuntimeError`` when no backend is set.
+        """
+        from spanline.jobs.backend import enqueue
+
+        return enqueue(self, backend, options)
 
     def _call_sync(self) -> Any:
         # The same steps as run_operation(), inlined: going through it would cost the
