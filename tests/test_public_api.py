@@ -11,6 +11,7 @@ EXPECTED = {
     "InvalidPayloadError",
     "NoopSpan",
     "Operation",
+    "Recorder",
     "Settings",
     "Span",
     "SpanEvent",

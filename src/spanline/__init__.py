@@ -43,6 +43,7 @@ __all__ = [
     "InvalidPayloadError",
     "NoopSpan",
     "Operation",
+    "Recorder",
     "Settings",
     "Span",
     "SpanEvent",
@@ -78,6 +79,16 @@ __all__ = [
     "unsubscribe",
     "wrap",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Recorder lives with the store; importing it on first use keeps `import spanline`
+    # from loading the export and store modules for apps that never record.
+    if name == "Recorder":
+        from spanline.store.recorder import Recorder
+
+        return Recorder
+    raise AttributeError(f"module 'spanline' has no attribute {name!r}")
 
 
 def shutdown() -> None:

@@ -14,16 +14,22 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, overload
 
+from spanline._log import report
 from spanline.core import clock, config
 from spanline.core.context import Frame, Trace, current
 from spanline.core.decorate import callable_name, traced
-from spanline.core.span import OPERATION, Span, SpanKind
+from spanline.core.span import OPERATION, NoopSpan, Span, SpanKind
 
 if TYPE_CHECKING:
     from spanline.jobs.backend import JobBackend
 
 _INTERNAL = SpanKind.INTERNAL
 _new = object.__new__
+
+params_sink: Callable[[Span, dict[str, Any]], None] | None = None
+"""Set by :class:`spanline.Recorder` when a recorder wants operation params: called
+with an Operation's span and its params when the operation starts (recorded traces
+only).  The params go to the recorder, never onto the span."""
 
 __all__ = ["Operation", "operation", "run_operation"]
 
@@ -95,12 +101,16 @@ class Operation:
         parent = current.get()
         if parent is None:
             if config.settings.enabled:
-                with Span(name, None, None, _INTERNAL, None, OPERATION):
+                with Span(name, None, None, _INTERNAL, None, OPERATION) as span:
+                    if params_sink is not None:
+                        _hand_params(span, self.params)
                     return self.perform()
             start = clock.now_ns()
             trace = Trace(0, None, None, False, start)
         elif parent._trace.recorded:
-            with Span(name, None, None, _INTERNAL, None, OPERATION):
+            with Span(name, None, None, _INTERNAL, None, OPERATION) as span:
+                if params_sink is not None:
+                    _hand_params(span, self.params)
                 return self.perform()
         else:
             start = clock.now_ns()
@@ -117,8 +127,20 @@ class Operation:
             current.reset(token)
 
     async def _call_async(self) -> Any:
-        with Span(self._spanline_name, None, None, _INTERNAL, None, OPERATION):
+        with Span(self._spanline_name, None, None, _INTERNAL, None, OPERATION) as span:
+            if params_sink is not None:
+                _hand_params(span, self.params)
             return await self.perform()
+
+
+def _hand_params(span: Span | NoopSpan, params: dict[str, Any]) -> None:
+    sink = params_sink
+    if sink is None or type(span) is not Span or not params:
+        return
+    try:
+        sink(span, params)
+    except Exception as error:  # noqa: BLE001 - a recorder's failure never breaks the app
+        report("params-sink", "spanline: could not hand params to a recorder: %r", error)
 
 
 _SPECIAL = (inspect.iscoroutinefunction, inspect.isgeneratorfunction, inspect.isasyncgenfunction)
