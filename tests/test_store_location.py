@@ -1,0 +1,52 @@
+"""Where the store lives: argument, then SPANLINE_STORE, then ./spanline.db."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spanline.store import DEFAULT_STORE, StoreConfigError, StoreLocation, resolve_store
+
+
+def test_argument_then_environment_then_default(tmp_path: Path) -> None:
+    env = {"SPANLINE_STORE": "/var/lib/app/traces.db"}
+    assert resolve_store(tmp_path / "a.db", environ=env) == StoreLocation(
+        "sqlite", str(tmp_path / "a.db")
+    )
+    assert resolve_store(environ=env) == StoreLocation("sqlite", "/var/lib/app/traces.db")
+    assert resolve_store(environ={"SPANLINE_STORE": "  "}).target == DEFAULT_STORE
+    assert resolve_store(environ={}) == StoreLocation("sqlite", "./spanline.db")
+
+
+def test_sqlite_urls_and_postgresql_urls() -> None:
+    assert resolve_store("sqlite:///var/lib/x.db").target == "/var/lib/x.db"
+    assert resolve_store("sqlite:x.db").target == "x.db"
+    located = resolve_store("postgresql://app:pw@db:5432/traces?schema=tracing&sslmode=disable")
+    assert (located.kind, located.schema) == ("postgresql", "tracing")
+    assert located.target == "postgresql://app:pw@db:5432/traces?sslmode=disable"
+    assert located.display == "postgresql://app:***@db:5432/traces (schema tracing)"
+    assert resolve_store("postgres://db/traces").schema == "public"
+    assert resolve_store("postgres://db/traces", schema="other").schema == "other"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("mysql://db/x", "'mysql' stores are not supported"),
+        (":memory:", "in-memory SQLite database cannot be shared"),
+        ("sqlite://host/x.db", "a SQLite URL has no host"),
+        ("postgresql://db/x?schema=1bad", "not a valid schema name"),
+        ("postgresql://db:99999/x", "PostgreSQL URL"),
+    ],
+)
+def test_bad_locations_name_the_culprit(value: str, message: str) -> None:
+    with pytest.raises(StoreConfigError, match=message):
+        resolve_store(value)
+
+
+def test_the_environment_variable_is_named_when_it_is_wrong() -> None:
+    with pytest.raises(StoreConfigError, match="SPANLINE_STORE='redis://x'"):
+        resolve_store(environ={"SPANLINE_STORE": "redis://x"})
+    with pytest.raises(StoreConfigError, match="applies to PostgreSQL stores only"):
+        resolve_store("x.db", schema="tracing")
