@@ -4,6 +4,12 @@ It exercises what spanline is for -- actors at the boundary, nested operations,
 spans with records and context snapshots, events and handlers, a background job that
 continues the trace in another thread through ``dump()``/``restore()``, a failing
 payment and a slow path -- and returns the completed root spans.
+
+The shop is several services: :data:`SERVICES` names the service each operation
+runs in, and :func:`service_of` gives the service of any span (that of its nearest
+ancestor listed there, else ``shop-web``).  One process plays every service, so the
+service is decided when the spans are stored (``spanline demo`` writes each group
+with its own ``service``), not by the process-wide ``service.name``.
 """
 
 from __future__ import annotations
@@ -12,11 +18,35 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import spanline
 
-__all__ = ["run"]
+__all__ = ["DEFAULT_SERVICE", "SERVICES", "run", "service_of"]
+
+DEFAULT_SERVICE = "shop-web"
+"""The service of spans outside every operation listed in :data:`SERVICES`."""
+
+SERVICES = {
+    "orders.Place": "shop-web",
+    "payments.Charge": "payments",
+    "mail.SendConfirmation": "mailer",
+    "billing.NightlySettle": "billing",
+}
+"""Operation name -> the service it runs in (its spans below it inherit it)."""
+
+
+def service_of(span: spanline.Span) -> str:
+    """The service ``span`` belongs to: that of its nearest operation (itself
+    included) named in :data:`SERVICES`, else :data:`DEFAULT_SERVICE`."""
+    node: spanline.Span | None = span
+    while node is not None:
+        found = SERVICES.get(node.name)
+        if found is not None:
+            return found
+        node = node.parent
+    return DEFAULT_SERVICE
 
 
 class PaymentDeclinedError(Exception):
@@ -85,8 +115,9 @@ class SendConfirmation(spanline.Operation):
         time.sleep(0.002)
 
 
-@spanline.handler("order.placed", name="analytics.RecordSale")
 def record_sale(event: spanline.Event) -> None:
+    """The analytics service's handler of ``order.placed`` (subscribed while
+    :func:`run` runs, so importing the demo registers nothing)."""
     spanline.record("order_id", event.payload["order_id"])
 
 
@@ -106,11 +137,16 @@ def _worker(jobs: queue.Queue[dict[str, Any] | None]) -> None:
             SendConfirmation().call()
 
 
-def run(orders: int = 5, seed: int = 7) -> list[spanline.Span]:
-    """Run the workload and return the completed root spans it produced (oldest first)."""
+def run(
+    orders: int = 5, seed: int = 7, progress: Callable[[int], None] | None = None
+) -> list[spanline.Span]:
+    """Run the workload and return the completed root spans it produced (oldest
+    first); ``progress(n)`` is called after each order (and after the nightly job,
+    with ``orders + 1``)."""
     rng = random.Random(seed)  # noqa: S311 - demo data
     jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
     worker = threading.Thread(target=_worker, args=(jobs,), name="demo-worker")
+    spanline.handler("order.placed", name="analytics.RecordSale")(record_sale)
     worker.start()
     before = len(spanline.tracer.completed)
     try:
@@ -131,10 +167,15 @@ def run(orders: int = 5, seed: int = 7) -> list[spanline.Span]:
                     ).call()
             except PaymentDeclinedError:
                 pass  # the error is on the trace; the demo goes on
+            if progress is not None:
+                progress(n + 1)
         with spanline.start_trace(actor=spanline.system("nightly_settlement")):
             SettleOrders().call()
+        if progress is not None:
+            progress(orders + 1)
     finally:
         jobs.put(None)
         worker.join()
+        spanline.unsubscribe("order.placed", record_sale)
     completed = spanline.tracer.completed
     return completed[before:] if before <= len(completed) else completed

@@ -128,6 +128,9 @@ def _problem(span: OtlpSpan) -> str | None:
 _Parts = tuple[dict[str, Any], dict[str, str], dict[str, Any], dict[str, Any], dict[str, Any]]
 
 
+_OWN = frozenset({"spanline.id", "spanline.type", "spanline.trace_id"})
+
+
 def _split(span: OtlpSpan) -> _Parts:
     """Attributes, and spanline's own data moved out of them: actor, records, meta
     and the ``spanline.id``/``type``/``trace_id`` values."""
@@ -147,8 +150,10 @@ def _split(span: OtlpSpan) -> _Parts:
             records[key[17:]] = value
         elif key.startswith("spanline.meta."):
             meta[key[14:]] = value
-        else:
+        elif key in _OWN:
             own[key] = value
+        else:  # spanline.event.name and others without a column stay attributes
+            attributes[key] = value
     return attributes, (actor if actor.get("type") else {}), records, meta, own
 
 
