@@ -271,6 +271,7 @@ async function tracePage() {
     for (const [id, entry] of rows) if (!entry.collapsed && entry.kids.length && !byId.has(entry.span.parent_span_id)) setCollapsed(id);
   });
   body.dataset.rendered = String(spans.length);
+  body.dataset.renderMs = String(Math.round(performance.now()));  // read by bench/bench_viewer.py
   const first = rows.values().next().value;
   if (first) first.row.click();
 }
