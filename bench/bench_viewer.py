@@ -38,7 +38,8 @@ SEARCHES = {
     "json: actor user:42": "/api/traces?actor=user:42",
     "json: status error": "/api/traces?status=error",
     "json: slowest in the last hour": "/api/traces?window=1h&sort=-duration",
-    "json: operation name": "/api/traces?name=orders.Place",
+    "json: operation name (common)": "/api/traces?name=GET%20/3",
+    "json: operation name (absent)": "/api/traces?name=orders.Place",
     "json: min duration 5 ms": "/api/traces?min_ms=5",
     "json: attribute http.route=/r/3": "/api/traces?attr=http.route%3D/r/3",
 }

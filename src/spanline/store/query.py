@@ -66,6 +66,7 @@ _TRACE_ORDERS = {
 }
 _PERCENTILES = (0.5, 0.95, 0.99)
 _MAX_LIMIT = 10_000
+_RARE = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +388,16 @@ class Store:
         inner.equals("service", service)
         inner.equals("name", name)
         inner.json_matches("attributes", attributes)
-        if inner.clauses:
+        if inner.clauses and name is not None and self._rare_name(name):
+            # a rare name (indexed): collect its traces first, so it costs an index
+            # range, not a probe per trace in the window; a common one is found
+            # fastest by probing the newest traces (EXISTS, below)
+            where.add(
+                f"t.trace_hex IN (SELECT s.trace_hex FROM spans s WHERE "
+                f"{' AND '.join(inner.clauses)})",
+                *inner.params,
+            )
+        elif inner.clauses:
             where.add(
                 f"EXISTS (SELECT 1 FROM spans s WHERE s.trace_hex = t.trace_hex AND "
                 f"{' AND '.join(inner.clauses)})",
@@ -401,6 +411,14 @@ class Store:
             [*where.params, limit + 1, offset],
         )
         return Page([_summary(r) for r in rows[:limit]], offset, limit, len(rows) > limit)
+
+    def _rare_name(self, name: str) -> bool:
+        """True when fewer than ``_RARE`` spans carry ``name`` (a bounded index probe)."""
+        rows = self._query(
+            "SELECT count(*) FROM (SELECT 1 FROM spans WHERE name = ? LIMIT ?) AS probe",
+            [name, _RARE],
+        )
+        return int(rows[0][0]) < _RARE
 
     def services(self) -> list[str]:
         """Every service name seen, sorted."""
