@@ -206,3 +206,58 @@ def test_actor_travels_in_baggage_but_is_trusted_only_on_request(
     forged = {**headers, "baggage": "spanline.actor.id=1"}
     with continue_trace(forged, trust_actor=True):
         assert spanline.actor() is None
+
+
+def test_optional_white_space_around_traceparent_is_accepted() -> None:
+    for value in (f" {VALID}", f"{VALID}\t", f" \t{VALID} \t"):
+        parsed = parse_traceparent([value])
+        assert parsed is not None
+        assert f"{parsed.trace_id:032x}" == TRACE
+
+
+def test_unknown_trace_flags_are_kept_and_passed_on(spanline_capture: Capture) -> None:
+    parsed = parse_traceparent([f"00-{TRACE}-{PARENT}-09"])
+    assert parsed is not None
+    assert parsed.flags == 0x09
+    assert parsed.sampled
+    future = parse_traceparent([f"cc-{TRACE}-{PARENT}-09-extra"])
+    assert future is not None
+    assert future.flags == 0x09
+    with continue_trace({"traceparent": f"00-{TRACE}-{PARENT}-09"}), spanline.span("h") as h:
+        outgoing: dict[str, str] = {}
+        inject(outgoing)
+    assert outgoing["traceparent"] == f"00-{TRACE}-{h.span_hex}-09"
+
+
+def test_tracestate_member_limit_counts_across_headers() -> None:
+    first = ",".join(f"a{i:02d}=1" for i in range(16))
+    second = ",".join(f"b{i:02d}=1" for i in range(16))
+    parsed = parse_tracestate([first, second])
+    assert parsed is not None
+    assert len(parsed) == 32
+    assert parse_tracestate([first, second, "c=1"]) is None
+
+
+def test_tracestate_values_keep_inner_spaces_and_carriers_may_list_values() -> None:
+    # spaces inside a value are part of it; spaces after it are optional white space
+    assert parse_tracestate(["foo= a b \t,bar=2"]) == [("foo", " a b"), ("bar", "2")]
+    carrier = {"TraceState": ["foo=1", "bar=2"], "traceparent": [VALID]}
+    assert parse_tracestate(header_values(carrier, "tracestate")) == [("foo", "1"), ("bar", "2")]
+    assert parse_traceparent(header_values(carrier, "traceparent")) is not None
+    # values that are not text (bytes, numbers) are not headers spanline can read
+    assert extract({"traceparent": VALID.encode()}) is None
+    assert extract([("traceparent", 1), ("traceparent",)]) is None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["foo=caf\u00e9"],  # value outside printable ASCII
+        ["f\u00f6o=1"],  # key outside the allowed characters
+        ["foo"],  # no "="
+        ["=1"],  # empty key
+        ["foo=" + "v" * 257],  # value over 256 characters
+    ],
+)
+def test_more_invalid_tracestate_members(values: list[str]) -> None:
+    assert parse_tracestate(values) is None

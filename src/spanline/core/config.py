@@ -71,6 +71,9 @@ class Settings:
     """Context formats that ``inject``/``extract`` (and so every integration) write and
     read: ``tracecontext`` (``traceparent``/``tracestate``), ``baggage`` (the actor);
     empty for ``none``."""
+    cardinality_warnings: bool = True
+    """Warn (once per pattern, from the batch processor's worker thread) when a span
+    name or a messaging span's attribute key looks like it carries an id."""
     sample_all: bool = dataclasses.field(init=False, default=True)
     """Derived: the sampler keeps every new root trace (lets the hot path skip it)."""
 
@@ -276,6 +279,10 @@ _SOURCES: dict[str, tuple[tuple[tuple[str, Parser], ...], Callable[[str, object]
     ),
     "exporters": ((("OTEL_TRACES_EXPORTER", _plain(_check_exporters)),), _check_exporters),
     "propagators": ((("OTEL_PROPAGATORS", _plain(_check_propagators)),), _check_propagators),
+    "cardinality_warnings": (
+        (("SPANLINE_CARDINALITY_WARNINGS", _plain(_parse_bool)),),
+        _check_bool,
+    ),
     "sampler": (
         (
             ("OTEL_TRACES_SAMPLER", _parse_sampler),
@@ -360,6 +367,7 @@ def configure(
     sampler: Sampler | str | None = None,
     exporter: str | list[str] | tuple[str, ...] | None = None,
     propagators: str | list[str] | tuple[str, ...] | None = None,
+    cardinality_warnings: bool | None = None,
 ) -> Settings:
     """Set spanline's settings; arguments win over environment variables.
 
@@ -380,6 +388,7 @@ def configure(
             "sampler": sampler,
             "exporters": exporter,
             "propagators": propagators,
+            "cardinality_warnings": cardinality_warnings,
         }.items()
         if v is not None
     }

@@ -10,7 +10,11 @@ lock, no I/O.  Everything else happens on the worker:
 * each ``export`` call runs under ``export_timeout_millis``: a call that overruns is
   abandoned (counted in ``export_timeouts``) and no new call starts until it returns,
   so a hung exporter never piles up threads -- spans wait in the queue meanwhile;
-* an exporter that raises or returns FAILURE is counted and logged (rate-limited).
+* an exporter that raises or returns FAILURE is counted and logged (rate-limited);
+* before export, each span passes the cardinality guard
+  (:mod:`spanline.core.cardinality`): span names (and messaging attribute keys) that
+  look like they carry ids are reported once per pattern and counted in
+  ``high_cardinality_names`` (``high_cardinality_attributes``).
 
 **Shutdown** flushes within its deadline; spans a hung export kept in the queue, or
 still queued when the deadline passes, are counted ``abandoned_at_shutdown`` and no
@@ -42,6 +46,7 @@ from typing import Any
 
 from spanline._log import report
 from spanline.core import config
+from spanline.core.cardinality import CardinalityGuard
 from spanline.core.span import Span
 from spanline.export.exporter import ExportResult, SpanExporter
 
@@ -80,6 +85,7 @@ class BatchSpanProcessor:
         self._delay_s = options.schedule_delay_millis / 1000
         self._export_timeout_ms = options.export_timeout_millis
         self._shutdown_timeout_ms = options.shutdown_timeout_millis
+        self._cardinality = CardinalityGuard()
         self._start_runtime()
         _LIVE.add(self)
         ref = weakref.ref(self)
@@ -165,7 +171,21 @@ class BatchSpanProcessor:
                 if self._abandoned:
                     return
                 batch = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
+            self._check_cardinality(batch)
             self._export(batch)
+
+    def _check_cardinality(self, batch: list[Span]) -> None:
+        """Run the cardinality guard over ``batch`` (on the worker, never the app)."""
+        names = attributes = 0
+        check = self._cardinality.check
+        for span in batch:
+            name_flagged, attribute_flagged = check(span)
+            names += name_flagged
+            attributes += attribute_flagged
+        if names or attributes:
+            with self._lock:
+                self._counts["high_cardinality_names"] += names
+                self._counts["high_cardinality_attributes"] += attributes
 
     def _abandon_queue(self) -> int:
         """Count what is still queued as abandoned and drop it (exactly once)."""
@@ -286,7 +306,9 @@ class BatchSpanProcessor:
 
     def stats(self) -> dict[str, Any]:
         """Counters: started, ended, exported, export_failed, export_timeouts,
-        timed_out_spans, dropped_queue_full, dropped_after_shutdown, batches; the queue
+        timed_out_spans, dropped_queue_full, dropped_after_shutdown, batches,
+        high_cardinality_names and high_cardinality_attributes (spans whose name, or
+        messaging attribute keys, look like they carry ids); the queue
         depth; the last and the slowest export's latency in ms; and the exporter's own
         ``stats()`` under ``exporter`` when it has them."""
         with self._lock:
@@ -307,6 +329,8 @@ class BatchSpanProcessor:
             "dropped_queue_full",
             "dropped_after_shutdown",
             "batches",
+            "high_cardinality_names",
+            "high_cardinality_attributes",
         ):
             snapshot.setdefault(key, 0)
         return snapshot
