@@ -197,6 +197,17 @@ class Boundary:
     _tokens: list[Any]
 
     def __enter__(self) -> str:
+        self.enter()
+        return self._node._trace.text
+
+    @property
+    def quietly(self) -> _Quiet:
+        """The same boundary as a context manager that yields nothing, so the trace id
+        is not rendered (middleware entering a boundary per request uses this)."""
+        return _Quiet(self)
+
+    def enter(self) -> None:
+        """Make the boundary's trace current (leave with ``__exit__``)."""
         token = current.set(self._node)
         lock = getattr(self, "_lock", None)
         if lock is None:
@@ -206,7 +217,6 @@ class Boundary:
             if tokens is None:
                 tokens = self._tokens = []
             tokens.append(token)
-        return self._node._trace.text
 
     def __exit__(
         self,
@@ -223,6 +233,26 @@ class Boundary:
                     continue  # another context's entry (or already used)
                 del tokens[i]
                 return
+
+
+class _Quiet:
+    """:attr:`Boundary.quietly`: enter and exit without rendering the trace id."""
+
+    __slots__ = ("_boundary",)
+
+    def __init__(self, boundary: Boundary) -> None:
+        self._boundary = boundary
+
+    def __enter__(self) -> None:
+        self._boundary.enter()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._boundary.__exit__(exc_type, exc, tb)
 
 
 def wrap(fn: Callable[P, R]) -> Callable[P, R]:

@@ -67,7 +67,7 @@ class SpanlineASGIMiddleware:
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers") or ()
         ]
         with (
-            continue_trace(headers, trust_actor=self.trust_actor),
+            continue_trace(headers, trust_actor=self.trust_actor).quietly,
             Span(
                 method, kind=SpanKind.SERVER, attributes=self._attributes(scope, method, headers)
             ) as span,

@@ -88,7 +88,7 @@ class SpanlineMiddleware:
     ) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET"))
         boundary = continue_trace(_headers(environ), trust_actor=self.trust_actor)
-        boundary.__enter__()
+        boundary.enter()  # the trace id is not rendered per request
         span = Span(method, kind=SpanKind.SERVER, attributes=self._attributes(environ, method))
         entered = span.__enter__()
         environ[_ENVIRON_SPAN] = span
