@@ -14,9 +14,7 @@ unsigned or altered one is rejected the same way.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -26,6 +24,7 @@ from spanline._log import report
 from spanline.core import clock, config, ids
 from spanline.core.actor import normalize_actor
 from spanline.core.context import Boundary, Node, RemoteFrame, TraceRoot, current
+from spanline.core.payload import read_mapping, signature
 from spanline.core.pipeline import PIPELINE
 from spanline.core.span import Span, new_trace
 
@@ -45,13 +44,7 @@ class InvalidPayloadError(ValueError):
 
 
 def _signature(payload: Mapping[str, Any], secret: str) -> str:
-    body = json.dumps(
-        {k: v for k, v in payload.items() if k != "sig"},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
-    return hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+    return signature(payload, secret)
 
 
 def dump() -> dict[str, Any] | None:
@@ -94,15 +87,7 @@ def _text(value: object, what: str, limit: int = MAX_NAME) -> str:
 
 
 def _parse(data: object) -> dict[str, Any]:
-    if isinstance(data, bytes | bytearray | str):
-        if len(data) > MAX_PAYLOAD_BYTES:
-            raise InvalidPayloadError(f"payload is larger than {MAX_PAYLOAD_BYTES} bytes")
-        try:
-            data = json.loads(data)
-        except (ValueError, RecursionError) as error:
-            raise InvalidPayloadError(f"payload is not valid JSON ({error})") from None
-    if not isinstance(data, Mapping):
-        raise InvalidPayloadError(f"payload must be a mapping, got {type(data).__name__}")
+    data = read_mapping(data, what="payload", limit=MAX_PAYLOAD_BYTES, error=InvalidPayloadError)
     unknown = set(data) - _KEYS
     if unknown:
         raise InvalidPayloadError(f"unknown keys {sorted(map(str, unknown))}")

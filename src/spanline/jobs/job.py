@@ -17,11 +17,9 @@ named module runs before those checks pass.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import importlib
 import inspect
-import json
 import logging
 import math
 import re
@@ -33,6 +31,7 @@ from spanline._log import report
 from spanline.core import config
 from spanline.core.carrier import dump
 from spanline.core.operation import Operation
+from spanline.core.payload import read_mapping, signature
 
 __all__ = [
     "MAX_JOB_BYTES",
@@ -135,15 +134,8 @@ def _check_params(owner: str, params: Mapping[str, object]) -> None:
 
 
 def _signature(job: Mapping[str, Any], secret: str) -> str:
-    body = json.dumps(
-        {k: v for k, v in job.items() if k != "sig"},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
     # a domain prefix: a job signature never validates a trace payload, or the reverse
-    message = b"spanline.job\n" + body.encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return signature(job, secret, b"spanline.job\n")
 
 
 def build(operation: Operation) -> Job:
@@ -170,15 +162,7 @@ def build(operation: Operation) -> Job:
 
 
 def _load(data: object) -> Mapping[str, Any]:
-    if isinstance(data, bytes | bytearray | str):
-        if len(data) > MAX_JOB_BYTES:
-            raise InvalidJobError(f"job is larger than {MAX_JOB_BYTES} bytes")
-        try:
-            data = json.loads(data)
-        except (ValueError, RecursionError) as error:
-            raise InvalidJobError(f"job is not valid JSON ({error})") from None
-    if not isinstance(data, Mapping):
-        raise InvalidJobError(f"job must be a mapping, got {type(data).__name__}")
+    data = read_mapping(data, what="job", limit=MAX_JOB_BYTES, error=InvalidJobError)
     unknown = set(data) - _KEYS
     if unknown:
         raise InvalidJobError(f"job has unknown keys {sorted(map(str, unknown))}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,23 +183,7 @@ class _Views:
             raise BadQueryError(f"window must be one of {', '.join(dict(WINDOW_LABELS))}")
         service = request.query_params.get("service") or None
         since = window_start_ns(window)
-        rows = await run_in_threadpool(self.source.operations, since, service)
-        if since is None:
-            starts = [int(r["first_ns"]) for r in rows if r.get("first_ns")]
-            span_s = (time.time() - min(starts) / 1e9) if starts else 1.0
-        else:
-            span_s = time.time() - since / 1e9
-        span_s = max(span_s, 1.0)
-        out = []
-        for row in rows:
-            count = row["count"]
-            out.append(
-                {
-                    **row,
-                    "rate_per_s": count / span_s,
-                    "error_rate": (row["errors"] / count) if count else 0.0,
-                }
-            )
+        out = await run_in_threadpool(self.source.operations, since, service)
         return {"window": window, "service": service, "operations": out}
 
     async def operations_page(self, request: Request) -> Response:

@@ -42,8 +42,9 @@ class TraceSource(Protocol):
         ...
 
     def operations(self, since_ns: int | None, service: str | None) -> list[dict[str, Any]]:
-        """Per operation: ``name``, ``service``, ``count``, ``errors``, ``p50_ns``,
-        ``p95_ns``, ``p99_ns``."""
+        """Per operation: ``name``, ``service``, ``count``, ``errors``,
+        ``error_rate``, ``rate_per_s`` (over the window), ``p50_ns``, ``p95_ns``,
+        ``p99_ns``."""
         ...
 
     def version(self) -> int:

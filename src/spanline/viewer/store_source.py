@@ -76,10 +76,7 @@ class StoreSource:
 
     def operations(self, since_ns: int | None, service: str | None) -> list[dict[str, Any]]:
         """Per-operation numbers over the window."""
-        return [
-            {**s.to_dict(), "first_ns": None}
-            for s in self._store.operations(since=since_ns, service=service)
-        ]
+        return [s.to_dict() for s in self._store.operations(since=since_ns, service=service)]
 
     def version(self) -> int:
         """Grows whenever spans are stored (by this server or any other writer)."""
