@@ -4,14 +4,36 @@ message objects mean: decode both and compare."""
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 import spanline
 from spanline import SpanKind, StatusCode
+from spanline.export import otlp_wire
 from spanline.export.otlp_mapping import encode_request
 from spanline.export.otlp_wire import _varint, encode_request_bytes
 from spanline.testing import Capture
+
+COMPILED = otlp_wire._accel
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def encoder(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs against both encoders: the compiled one (built by
+    hatch_build.py when the package is installed) and the pure-Python fallback."""
+    saved = otlp_wire._accel
+    otlp_wire._accel = COMPILED if request.param == "compiled" else None
+    try:
+        yield str(request.param)
+    finally:
+        otlp_wire._accel = saved
 
 
 def _varied_spans() -> None:
@@ -132,3 +154,92 @@ def test_one_unencodable_span_does_not_cost_the_batch(spanline_capture: Capture)
     ]
     assert names == [f"good{i}" for i in range(5)]
     assert skipped == [bad]
+
+
+def test_the_compiled_encoder_is_built_here(encoder: str) -> None:
+    # The development install compiles it (hatch_build.py); a missing compiler would
+    # silently cost the speed, so CI checks that it really is in use.
+    assert COMPILED is not None
+    assert otlp_wire.ACCELERATED
+
+
+def test_spanline_no_accel_selects_the_python_encoder(encoder: str) -> None:
+    code = "import spanline.export.otlp_wire as w; print(w.ACCELERATED)"
+    env = {**os.environ, "SPANLINE_NO_ACCEL": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+class _Mutator:
+    """A value whose repr mutates the span's attributes while they are encoded."""
+
+    def __init__(self, target: dict[str, object]) -> None:
+        self.target = target
+
+    def __repr__(self) -> str:
+        self.target.clear()
+        self.target.update({f"new{i}": i for i in range(50)})
+        return "mutated"
+
+
+def test_attributes_changed_while_encoding_do_not_crash(spanline_capture: Capture) -> None:
+    with spanline.span("odd") as s:
+        s.set_attribute("a", "x")
+        s.set_attribute("b", 1)
+    attributes = s._attributes
+    assert attributes is not None
+    attributes["m"] = _Mutator(attributes)
+    attributes["z"] = "after"
+    body = encode_request_bytes(spanline_capture.spans, {})
+    span = ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans[0]
+    keys = [kv.key for kv in span.attributes]
+    assert keys[:3] == ["a", "b", "m"]
+    assert {kv.key: kv.value.string_value for kv in span.attributes}["m"] == "mutated"
+
+
+_scalars = (
+    st.text()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.none()
+    | st.binary(max_size=8)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.text(),
+    attributes=st.dictionaries(st.text(max_size=20), _values, max_size=6),
+    status=st.sampled_from([None, "ok", "error"]),
+    message=st.text(max_size=30),
+)
+def test_both_encoders_match_the_reference_on_arbitrary_spans(
+    encoder: str, name: str, attributes: dict[str, object], status: str | None, message: str
+) -> None:
+    capture = Capture()
+    spanline.tracer.add_processor(capture)
+    try:
+        with spanline.start_trace(actor={"type": "user", "id": "7"} if status else None):
+            with spanline.span(name) as s:
+                s.set_attributes(attributes)
+                if status == "ok":
+                    s.set_status(StatusCode.OK)
+                elif status == "error":
+                    s.set_status(StatusCode.ERROR, message)
+    finally:
+        spanline.tracer.remove_processor(capture)
+    spans = capture.spans
+    ours = ExportTraceServiceRequest.FromString(encode_request_bytes(spans, {"service.name": "x"}))
+    assert ours == encode_request(spans, {"service.name": "x"})

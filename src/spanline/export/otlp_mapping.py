@@ -1,6 +1,6 @@
 """spanline spans as OTLP messages (wire types from ``opentelemetry-proto``).
 
-The mapping (documented in ``docs/otlp.md``):
+The mapping (documented in ``docs/opentelemetry.md``):
 
 * ids: the W3C trace id and span id the ``tr_``/``op_`` ids map to, as 16/8 bytes;
 * kind: spanline's OpenTelemetry numbering + 1 (OTLP reserves 0 for "unspecified");

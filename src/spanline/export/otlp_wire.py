@@ -9,23 +9,26 @@ cached, and the resource and scope are encoded once per request.
 The output is the same ``ExportTraceServiceRequest`` that
 :func:`spanline.export.otlp_mapping.encode_request` builds -- the tests decode both
 with ``opentelemetry-proto`` and compare them field by field -- so the mapping
-(documented there and in ``docs/otlp.md``) has one definition of meaning and two of
+(documented there and in ``docs/opentelemetry.md``) has one definition of meaning and two of
 speed.  Field numbers are those of ``opentelemetry/proto/trace/v1/trace.proto`` and
 ``common/v1/common.proto``.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterable, Mapping, Sequence
+from types import ModuleType
 from typing import cast
 
 from spanline._version import __version__
+from spanline.core.context import Trace
 from spanline.core.jsonsafe import jsonable
-from spanline.core.span import Span
+from spanline.core.span import _PREFIXES, Span
 from spanline.export.record import resource_attributes, spanline_attributes
 
-__all__ = ["encode_request_bytes"]
+__all__ = ["ACCELERATED", "encode_request_bytes"]
 
 _pack_double = struct.Struct("<d").pack
 _pack_fixed64 = struct.Struct("<Q").pack
@@ -157,22 +160,47 @@ def _attributes(tag: bytes, items: Iterable[tuple[str, object]]) -> bytes:
     return b"".join(out)
 
 
+def _trace_shared(span: Span) -> tuple[bytes, bytes]:
+    """What every span of a trace shares: the W3C trace id field, and the ``tr_`` id
+    and actor attributes."""
+    trace = span._trace
+    actor = span.actor or {}
+    return (
+        b"\x0a\x10" + trace.id.to_bytes(16, "big"),
+        _attributes(
+            _SPAN_ATTR,
+            [
+                ("spanline.trace_id", span.trace_id),
+                *((f"spanline.actor.{k}", v) for k, v in actor.items()),
+            ],
+        ),
+    )
+
+
+def _extras(span: Span) -> bytes:
+    """The rarer parts of a span: records, meta, the chain (operations and handlers)
+    and events."""
+    parts = []
+    if span._type or getattr(span, "_records", None) or getattr(span, "_meta", None):
+        extra = _own_extras(span)
+        if extra:
+            parts.append(_attributes(_SPAN_ATTR, extra))
+    for event in getattr(span, "_events", None) or ():
+        body = (
+            _EVENT_TIME
+            + _pack_fixed64(event.timestamp_ns)
+            + _field(_T2_LEN, _utf8(event.name))
+            + _attributes(_T3_LEN, event.attributes.items())
+        )
+        parts.append(_field(_SPAN_EVENT, body))
+    return b"".join(parts)
+
+
 def _span(span: Span, per_trace: dict[object, tuple[bytes, bytes]]) -> bytes:
     trace = span._trace
     shared = per_trace.get(trace)
     if shared is None:
-        # identical for every span of a trace: W3C trace id, tr_ id and actor
-        actor = span.actor or {}
-        shared = per_trace[trace] = (
-            b"\x0a\x10" + trace.id.to_bytes(16, "big"),
-            _attributes(
-                _SPAN_ATTR,
-                [
-                    ("spanline.trace_id", span.trace_id),
-                    *((f"spanline.actor.{k}", v) for k, v in actor.items()),
-                ],
-            ),
-        )
+        shared = per_trace[trace] = _trace_shared(span)
     trace_field, trace_attributes = shared
     type_code = span._type
     up = span._parent
@@ -188,23 +216,18 @@ def _span(span: Span, per_trace: dict[object, tuple[bytes, bytes]]) -> bytes:
         _SPAN_KIND + _SMALL[int(span.kind) + 1],
         _SPAN_START + _pack_fixed64(span._start),
         _SPAN_END + _pack_fixed64(span._end),
-        _attributes(_SPAN_ATTR, span._attributes.items()) if span._attributes else b"",
+        _attributes(_SPAN_ATTR, list(span._attributes.items())) if span._attributes else b"",
         _ID_ATTRIBUTE_PREFIX + ident,
         _TYPE_ATTRIBUTES[type_code],
         trace_attributes,
     ]
-    if type_code or getattr(span, "_records", None) or getattr(span, "_meta", None):
-        extra = _own_extras(span)
-        if extra:
-            parts.append(_attributes(_SPAN_ATTR, extra))
-    for event in getattr(span, "_events", None) or ():
-        body = (
-            _EVENT_TIME
-            + _pack_fixed64(event.timestamp_ns)
-            + _field(_T2_LEN, _utf8(event.name))
-            + _attributes(_T3_LEN, event.attributes.items())
-        )
-        parts.append(_field(_SPAN_EVENT, body))
+    if (
+        type_code
+        or getattr(span, "_records", None)
+        or getattr(span, "_meta", None)
+        or getattr(span, "_events", None)
+    ):
+        parts.append(_extras(span))
     status = getattr(span, "_status", 0)
     if status:
         message = span.status_message or ""
@@ -249,6 +272,52 @@ _ENCODED_SEPARATELY = frozenset({"spanline.id", "spanline.trace_id", "spanline.t
 _SCOPE = _field(_T1_LEN, _field(_T1_LEN, b"spanline") + _field(_T2_LEN, __version__.encode()))
 
 
+def _spans_python(spans: Sequence[Span], skipped: list[Span] | None) -> bytes:
+    per_trace: dict[object, tuple[bytes, bytes]] = {}
+    encoded = []
+    for span in spans:
+        try:
+            encoded.append(_field(_T2_LEN, _span(span, per_trace)))
+        except Exception:  # noqa: BLE001 - one bad span must not lose the batch
+            if skipped is not None:
+                skipped.append(span)
+    return b"".join(encoded)
+
+
+def _spans_compiled(spans: Sequence[Span], skipped: list[Span] | None) -> bytes:
+    per_trace: dict[object, tuple[bytes, bytes]] = {}
+    assert _accel is not None  # noqa: S101 - only chosen when the module loaded
+
+    def fallback(span: Span) -> bytes:
+        return _span(span, per_trace)
+
+    return cast(bytes, _accel.encode_spans(spans, _trace_shared, _extras, fallback, skipped))
+
+
+def _load_accelerator() -> ModuleType | None:
+    """The compiled encoder, unless it was not built or ``SPANLINE_NO_ACCEL`` is set."""
+    if os.environ.get("SPANLINE_NO_ACCEL", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return None
+    try:
+        from spanline.export import _otlp_accel  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _otlp_accel.configure(
+        Span,
+        Trace,
+        _TYPE_ATTRIBUTES,
+        tuple(p.encode() for p in _PREFIXES),
+        _ID_ATTRIBUTE_PREFIX,
+        _any,
+    )
+    return cast(ModuleType, _otlp_accel)
+
+
+_accel = _load_accelerator()
+ACCELERATED = _accel is not None
+"""Whether the compiled span encoder is in use (see ``docs/opentelemetry.md``)."""
+
+
 def encode_request_bytes(
     spans: Sequence[Span], resource: Mapping[str, str], skipped: list[Span] | None = None
 ) -> bytes:
@@ -257,14 +326,7 @@ def encode_request_bytes(
     A span that cannot be encoded is left out (and appended to ``skipped``) so that
     it never costs the rest of the batch."""
     resource_body = _attributes(_T1_LEN, resource_attributes(resource).items())
-    per_trace: dict[object, tuple[bytes, bytes]] = {}
-    encoded = [_SCOPE]
-    for span in spans:
-        try:
-            encoded.append(_field(_T2_LEN, _span(span, per_trace)))
-        except Exception:  # noqa: BLE001 - one bad span must not lose the batch
-            if skipped is not None:
-                skipped.append(span)
-    scope_spans = b"".join(encoded)
+    encode = _spans_compiled if _accel is not None else _spans_python
+    scope_spans = _SCOPE + encode(spans, skipped)
     resource_spans = _field(_T1_LEN, resource_body) + _field(_T2_LEN, scope_spans)
     return _field(_T1_LEN, resource_spans)

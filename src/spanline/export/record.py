@@ -14,7 +14,7 @@ __all__ = ["resource_attributes", "span_record", "spanline_attributes"]
 
 
 def spanline_attributes(span: Span) -> list[tuple[str, object]]:
-    """spanline's own data as exported attributes (names documented in docs/otlp.md):
+    """spanline's own data as exported attributes (names documented in docs/opentelemetry.md):
     ``spanline.id``, ``spanline.type``, ``spanline.trace_id``, ``spanline.actor.<key>``,
     ``spanline.chain`` (operations and handlers), ``spanline.records.<key>`` and
     ``spanline.meta.<key>`` (made JSON-safe: bounded and cycle-free)."""
