@@ -1,7 +1,8 @@
-"""Build hook: compile the optional C span encoder (``spanline.export._otlp_accel``).
+"""Build hook: compile spanline's optional C helpers (``spanline._accel``).
 
-spanline has no required runtime dependency and works without this extension; it is
-an accelerator for OTLP export (see docs/benchmarks.md).  When no C compiler is
+spanline has no required runtime dependency and works without this extension; it
+accelerates OTLP encoding and the store's row conversion, each of which has a
+pure-Python equivalent (see docs/benchmarks.md).  When no C compiler is
 available the build warns and produces a pure-Python wheel instead of failing.
 Set ``SPANLINE_BUILD_PURE=1`` to skip the compiler on purpose.
 
@@ -19,15 +20,21 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-EXTENSION = "spanline.export._otlp_accel"
-SOURCE = "src/spanline/export/_otlp_accel.c"
+EXTENSION = "spanline._accel"
+SOURCES = ("module.c", "otlp.c", "rows.c")
+SOURCE_DIR = "src/spanline/_csrc"
 
 
 def _compile(root: Path, work: Path) -> Path:
     from setuptools import Distribution, Extension
     from setuptools.command.build_ext import build_ext
 
-    extension = Extension(EXTENSION, [str(root / SOURCE)], extra_compile_args=["-O2"])
+    extension = Extension(
+        EXTENSION,
+        [str(root / SOURCE_DIR / name) for name in SOURCES],
+        include_dirs=[str(root / SOURCE_DIR)],
+        extra_compile_args=["-O2"],
+    )
     command = build_ext(Distribution({"name": "spanline", "ext_modules": [extension]}))
     command.build_lib = str(work / "lib")
     command.build_temp = str(work / "temp")
@@ -51,14 +58,14 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             built = _compile(root, work)
         except Exception as error:  # noqa: BLE001 - any failure means "pure Python"
             self.app.display_warning(
-                f"spanline: the C encoder was not built ({error}); "
-                "the pure-Python encoder will be used"
+                f"spanline: the C helpers were not built ({error}); "
+                "their pure-Python equivalents will be used"
             )
             shutil.rmtree(work, ignore_errors=True)
             return
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
-        target = "spanline/export/" + built.name
+        target = "spanline/" + built.name
         if version == "editable":
             # editable installs import from src/: the module must sit beside its package
             shutil.copy2(built, root / "src" / target)

@@ -4,9 +4,6 @@ message objects mean: decode both and compare."""
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -154,22 +151,6 @@ def test_one_unencodable_span_does_not_cost_the_batch(spanline_capture: Capture)
     ]
     assert names == [f"good{i}" for i in range(5)]
     assert skipped == [bad]
-
-
-def test_the_compiled_encoder_is_built_here(encoder: str) -> None:
-    # The development install compiles it (hatch_build.py); a missing compiler would
-    # silently cost the speed, so CI checks that it really is in use.
-    assert COMPILED is not None
-    assert otlp_wire.ACCELERATED
-
-
-def test_spanline_no_accel_selects_the_python_encoder(encoder: str) -> None:
-    code = "import spanline.export.otlp_wire as w; print(w.ACCELERATED)"
-    env = {**os.environ, "SPANLINE_NO_ACCEL": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "False"
 
 
 class _Mutator:

@@ -16,12 +16,12 @@ speed.  Field numbers are those of ``opentelemetry/proto/trace/v1/trace.proto`` 
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import cast
 
+from spanline import _native
 from spanline._version import __version__
 from spanline.core.context import Trace
 from spanline.core.jsonsafe import jsonable
@@ -295,22 +295,18 @@ def _spans_compiled(spans: Sequence[Span], skipped: list[Span] | None) -> bytes:
 
 
 def _load_accelerator() -> ModuleType | None:
-    """The compiled encoder, unless it was not built or ``SPANLINE_NO_ACCEL`` is set."""
-    if os.environ.get("SPANLINE_NO_ACCEL", "").strip().lower() in {"1", "true", "yes", "on"}:
-        return None
-    try:
-        from spanline.export import _otlp_accel  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    _otlp_accel.configure(
-        Span,
-        Trace,
-        _TYPE_ATTRIBUTES,
-        tuple(p.encode() for p in _PREFIXES),
-        _ID_ATTRIBUTE_PREFIX,
-        _any,
-    )
-    return cast(ModuleType, _otlp_accel)
+    """The compiled encoder (:mod:`spanline._native`), configured, or ``None``."""
+    module = _native.load()
+    if module is not None:
+        module.otlp_configure(
+            Span,
+            Trace,
+            _TYPE_ATTRIBUTES,
+            tuple(p.encode() for p in _PREFIXES),
+            _ID_ATTRIBUTE_PREFIX,
+            _any,
+        )
+    return module
 
 
 _accel = _load_accelerator()

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from spanline.store.location import StoreLocation
-from spanline.store.row import SpanRow
+from spanline.store.row import RowValues
 
 __all__ = ["Backend", "StoreError", "open_backend"]
 
@@ -36,10 +36,10 @@ class Backend(Protocol):
         """Open the connection and migrate the schema; returns the schema version.
         Raises :class:`StoreError` (or the driver's error) when that fails."""
 
-    def write(self, rows: Sequence[SpanRow]) -> None:
+    def write(self, rows: Sequence[RowValues]) -> None:
         """Insert ``rows`` and merge their trace summaries, in one transaction."""
 
-    def write_each(self, rows: Sequence[SpanRow]) -> int:
+    def write_each(self, rows: Sequence[RowValues]) -> int:
         """Insert the rows one by one in one transaction, skipping those the
         database refuses; returns how many were refused."""
 

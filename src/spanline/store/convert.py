@@ -12,14 +12,17 @@ reads the span's slots directly (the public properties allocate empty containers
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import ModuleType
+from typing import Any, cast
 
+from spanline import _native
 from spanline._log import report
 from spanline.core import ids
 from spanline.core.context import Node, Trace
 from spanline.core.span import Span
 from spanline.store.row import KINDS, STATUSES, TYPES, SpanRow, json_text
 
-__all__ = ["row_from_span", "rows_from_spans"]
+__all__ = ["row_from_span", "row_tuples", "rows_from_spans"]
 
 _TraceInfo = tuple[str, str, str | None, str | None, str | None, str | None]
 _PREFIXES = ("sp_", "op_", "hd_")  # by span type, as in spanline.core.span
@@ -42,6 +45,20 @@ def rows_from_spans(spans: Iterable[Span], service: str | None = None) -> list[S
     """Rows for finished spans (unfinished ones are skipped); ``service`` is the
     ``service.name`` written on each row.  A span that cannot be converted is left
     out and reported, the others are kept."""
+    if _accel is not None:
+        return cast("list[SpanRow]", _rows_compiled(spans, service, SpanRow))
+    return _rows_python(spans, service)
+
+
+def row_tuples(spans: Iterable[Span], service: str | None = None) -> list[tuple[Any, ...]]:
+    """Like :func:`rows_from_spans`, as plain tuples in column order: what the store
+    writer binds (SQLite binds a plain tuple faster than a ``SpanRow``)."""
+    if _accel is not None:
+        return cast("list[tuple[Any, ...]]", _rows_compiled(spans, service, None))
+    return [tuple(row) for row in _rows_python(spans, service)]
+
+
+def _rows_python(spans: Iterable[Span], service: str | None) -> list[SpanRow]:
     batch = _Batch()
     rows: list[SpanRow] = []
     append = rows.append
@@ -50,14 +67,43 @@ def rows_from_spans(spans: Iterable[Span], service: str | None = None) -> list[S
             if span._end:
                 append(_row(span, service, batch))
         except Exception as error:  # noqa: BLE001 - one bad span must not lose the batch
-            report(
-                "store-convert",
-                "spanline: span %r could not be converted for the store and is skipped: %r",
-                getattr(span, "name", "?"),
-                error,
-                level=30,
-            )
+            _report_skipped(span, error)
     return rows
+
+
+def _report_skipped(span: object, error: BaseException) -> None:
+    report(
+        "store-convert",
+        "spanline: span %r could not be converted for the store and is skipped: %r",
+        getattr(span, "name", "?"),
+        error,
+        level=30,
+    )
+
+
+def _rows_compiled(spans: Iterable[Span], service: str | None, row_type: type | None) -> Any:
+    """The compiled converter (``spanline/_csrc/rows.c``), with this module's
+    functions for what it leaves to Python: unusual traces, JSON of non-flat
+    values, events, and whole rows it cannot build."""
+    batch = _Batch()
+
+    def trace_info(trace: Trace) -> _TraceInfo:
+        return _trace_info(trace, batch.traces)
+
+    def fallback(span: Span) -> tuple[Any, ...] | None:
+        try:
+            if not span._end:
+                return None
+            row = _row(span, service, batch)
+        except Exception as error:  # noqa: BLE001 - one bad span must not lose the batch
+            _report_skipped(span, error)
+            return None
+        return row if row_type is SpanRow else tuple(row)
+
+    assert _accel is not None  # noqa: S101 - only called when the module loaded
+    return _accel.rows_from_spans(
+        spans, service, trace_info, json_text, _events_json, fallback, row_type
+    )
 
 
 def row_from_span(span: Span, service: str | None = None) -> SpanRow:
@@ -181,13 +227,28 @@ def _row(span: Span, service: str | None, batch: _Batch) -> SpanRow:
             json_text(attributes) if attributes else None,
             json_text(records) if records else None,
             json_text(meta) if meta else None,
-            json_text(
-                [
-                    {"name": e.name, "timestamp_ns": e.timestamp_ns, "attributes": e.attributes}
-                    for e in events
-                ]
-            )
-            if events
-            else None,
+            _events_json(span) if events else None,
         ),
     )
+
+
+def _events_json(span: Span) -> str | None:
+    return json_text(
+        [
+            {"name": e.name, "timestamp_ns": e.timestamp_ns, "attributes": e.attributes}
+            for e in getattr(span, "_events", None) or ()
+        ]
+    )
+
+
+def _load_accelerator() -> ModuleType | None:
+    """The compiled converter (:mod:`spanline._native`), configured, or ``None``."""
+    module = _native.load()
+    if module is not None:
+        module.rows_configure(
+            Span, Trace, TYPES, KINDS, STATUSES, tuple(prefix.encode() for prefix in _PREFIXES)
+        )
+    return module
+
+
+_accel = _load_accelerator()

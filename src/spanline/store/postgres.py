@@ -24,7 +24,7 @@ from spanline._version import __version__
 from spanline.store.backend import StoreError
 from spanline.store.location import StoreLocation
 from spanline.store.retention import delete_oldest_step
-from spanline.store.row import COLUMNS, SpanRow
+from spanline.store.row import COLUMNS, RowValues
 from spanline.store.schema import META_TABLE_SQL, MIGRATIONS, SCHEMA_VERSION, SchemaTooNewError
 from spanline.store.summary import (
     SERVICES_SQL,
@@ -149,7 +149,7 @@ class PostgresBackend:
         assert self._conn is not None  # noqa: S101 - connect() set it or raised
         return self._conn
 
-    def write(self, rows: Sequence[SpanRow]) -> None:
+    def write(self, rows: Sequence[RowValues]) -> None:
         """COPY the rows and merge their trace summaries, in one transaction."""
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cursor:
@@ -162,7 +162,7 @@ class PostgresBackend:
             cursor.execute(_MERGE)
             cursor.executemany(_SERVICES, services(rows))
 
-    def write_each(self, rows: Sequence[SpanRow]) -> int:
+    def write_each(self, rows: Sequence[RowValues]) -> int:
         """Insert row by row (a savepoint each), skipping refused rows."""
         conn = self._connection()
         refused = 0

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from spanline.core.jsonsafe import jsonable
 
-__all__ = ["COLUMNS", "KINDS", "STATUSES", "TYPES", "SpanRow", "json_text"]
+__all__ = ["COLUMNS", "KINDS", "STATUSES", "TYPES", "RowValues", "SpanRow", "json_text"]
 
 KINDS = ("internal", "server", "client", "producer", "consumer")
 """Span kinds as stored (OpenTelemetry's, lower case)."""
@@ -72,6 +72,10 @@ class SpanRow(NamedTuple):
 
 COLUMNS: tuple[str, ...] = SpanRow._fields
 """The span columns, in the order of :class:`SpanRow`."""
+
+RowValues = tuple[Any, ...]
+"""A row's values in :data:`COLUMNS` order: a :class:`SpanRow`, or the plain tuple
+the writer binds (SQLite binds plain tuples faster)."""
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 

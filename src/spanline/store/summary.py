@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from spanline.store.row import SpanRow
+from spanline.store.row import COLUMNS, RowValues
 
 __all__ = ["SERVICES_SQL", "SUMMARY_COLUMNS", "services", "summaries", "upsert_sql"]
 
@@ -37,49 +37,60 @@ Summary = list[Any]
 _START, _END, _COUNT, _ERRORS, _ROOTED = 2, 3, 4, 5, 6
 
 
-def summaries(rows: Iterable[SpanRow]) -> list[Summary]:
+_TRACE_HEX, _SPAN_HEX, _PARENT_HEX, _TRACE_ID, _NAME, _STATUS = (
+    COLUMNS.index(name)
+    for name in ("trace_hex", "span_hex", "parent_hex", "trace_id", "name", "status")
+)
+_ROW_START, _ROW_END, _SERVICE, _ACTOR_TYPE, _ACTOR_ID, _ACTOR = (
+    COLUMNS.index(name)
+    for name in ("start_ns", "end_ns", "service", "actor_type", "actor_id", "actor")
+)
+
+
+def summaries(rows: Iterable[RowValues]) -> list[Summary]:
     """One summary per trace in ``rows`` (values in :data:`SUMMARY_COLUMNS` order),
     sorted by trace id so that concurrent writers lock rows in the same order."""
     found: dict[str, Summary] = {}
     for row in rows:
-        summary = found.get(row.trace_hex)
-        rooted = row.parent_hex is None
+        summary = found.get(row[_TRACE_HEX])
+        rooted = row[_PARENT_HEX] is None
+        error = row[_STATUS] == "error"
         if summary is None:
-            found[row.trace_hex] = [
-                row.trace_hex,
-                row.trace_id,
-                row.start_ns,
-                row.end_ns,
+            found[row[_TRACE_HEX]] = [
+                row[_TRACE_HEX],
+                row[_TRACE_ID],
+                row[_ROW_START],
+                row[_ROW_END],
                 1,
-                1 if row.status == "error" else 0,
+                1 if error else 0,
                 1 if rooted else 0,
-                row.name,
-                row.service,
-                row.span_hex,
-                row.actor_type,
-                row.actor_id,
-                row.actor,
+                row[_NAME],
+                row[_SERVICE],
+                row[_SPAN_HEX],
+                row[_ACTOR_TYPE],
+                row[_ACTOR_ID],
+                row[_ACTOR],
             ]
             continue
         summary[_COUNT] += 1
-        if row.status == "error":
+        if error:
             summary[_ERRORS] += 1
-        summary[_END] = max(summary[_END], row.end_ns)
-        earlier = row.start_ns < summary[_START]
+        summary[_END] = max(summary[_END], row[_ROW_END])
+        earlier = row[_ROW_START] < summary[_START]
         if earlier:
-            summary[_START] = row.start_ns
+            summary[_START] = row[_ROW_START]
         if (rooted and not summary[_ROOTED]) or (earlier and not summary[_ROOTED]):
-            summary[7:10] = [row.name, row.service, row.span_hex]
+            summary[7:10] = [row[_NAME], row[_SERVICE], row[_SPAN_HEX]]
             summary[_ROOTED] = 1 if rooted else 0
-        if summary[10] is None and row.actor_type is not None:
-            summary[10:13] = [row.actor_type, row.actor_id, row.actor]
+        if summary[10] is None and row[_ACTOR_TYPE] is not None:
+            summary[10:13] = [row[_ACTOR_TYPE], row[_ACTOR_ID], row[_ACTOR]]
     return [found[key] for key in sorted(found)]
 
 
-def services(rows: Iterable[SpanRow]) -> list[tuple[str]]:
+def services(rows: Iterable[RowValues]) -> list[tuple[str]]:
     """The distinct service names of a batch, as parameter tuples for
     :data:`SERVICES_SQL`."""
-    return [(name,) for name in sorted({r.service for r in rows if r.service is not None})]
+    return [(name,) for name in sorted({r[_SERVICE] for r in rows if r[_SERVICE] is not None})]
 
 
 SERVICES_SQL = "INSERT INTO services (name) VALUES ({mark}) ON CONFLICT (name) DO NOTHING"

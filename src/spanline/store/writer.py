@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 from spanline._log import report
 from spanline.store.backend import Backend, open_backend
-from spanline.store.convert import rows_from_spans
+from spanline.store.convert import row_tuples
 from spanline.store.location import StoreLocation, resolve_store
 from spanline.store.retention import Retention
-from spanline.store.row import SpanRow
+from spanline.store.row import RowValues, SpanRow
 
 if TYPE_CHECKING:
     from spanline.core.span import Span
@@ -61,7 +61,7 @@ class _Chunk:
 
     def __init__(
         self,
-        rows: Sequence[SpanRow] | None,
+        rows: Sequence[RowValues] | None,
         spans: Sequence[Span] | None = None,
         service: str | None = None,
     ) -> None:
@@ -71,10 +71,10 @@ class _Chunk:
         self.size = len(rows if rows is not None else spans or ())
         self.done = threading.Event()
 
-    def materialize(self) -> Sequence[SpanRow]:
+    def materialize(self) -> Sequence[RowValues]:
         """The chunk's rows (converting its spans the first time)."""
         if self.rows is None:
-            self.rows = rows_from_spans(self.spans or (), self.service)
+            self.rows = row_tuples(self.spans or (), self.service)
             self.spans = None
         return self.rows
 
@@ -346,7 +346,7 @@ class StoreWriter:
 
     def _write_some(self) -> None:
         chunks, size = self._take()
-        rows: Sequence[SpanRow] = (
+        rows: Sequence[RowValues] = (
             chunks[0].materialize()
             if len(chunks) == 1
             else list(itertools.chain.from_iterable(c.materialize() for c in chunks))

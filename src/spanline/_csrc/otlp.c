@@ -1,5 +1,5 @@
 /*
- * spanline.export._otlp_accel: the OTLP protobuf span encoder, compiled.
+ * The OTLP protobuf span encoder of spanline._accel (see accel.h).
  *
  * Optional.  spanline.export.otlp_wire uses it when it was built (the wheel's build
  * hook, hatch_build.py, compiles it when a C compiler is available) and falls back
@@ -23,35 +23,14 @@
  * Slots are read through their member descriptors' offsets (the way CPython reads
  * them itself), so an unset slot is a NULL pointer rather than an AttributeError.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <structmember.h>
-#include <stdint.h>
-#include <string.h>
-
-#ifndef Py_T_OBJECT_EX
-#define Py_T_OBJECT_EX T_OBJECT_EX
-#endif
-
-static const char B58[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-#define MAX_MS 128063081718016ULL /* 58 ** 8: the largest millisecond an id can hold */
-
-enum {
-    S_SID, S_PARENT, S_TRACE, S_NAME, S_KIND, S_START, S_END, S_ATTRIBUTES, S_TYPE,
-    S_STATUS, S_STATUS_MESSAGE, S_RECORDS, S_META, S_EVENTS, S_COUNT
-};
-static const char *SPAN_SLOTS[S_COUNT] = {
-    "_sid", "_parent", "_trace", "name", "kind", "_start", "_end", "_attributes",
-    "_type", "_status", "_status_message", "_records", "_meta", "_events",
-};
+#include "accel.h"
 
 enum { T_ID, T_EXTERNAL, T_ACTOR, T_COUNT };
 static const char *TRACE_SLOTS[T_COUNT] = {"_id", "external", "actor"};
 
 typedef struct {
-    PyTypeObject *span_type;
+    SpanLayout span;
     PyTypeObject *trace_type;
-    Py_ssize_t span_offsets[S_COUNT];
     Py_ssize_t trace_offsets[T_COUNT];
     PyObject *type_attributes; /* tuple of bytes, by type code */
     PyObject *prefixes;        /* tuple of bytes (b"sp_", b"op_", b"hd_"), by type code */
@@ -66,32 +45,6 @@ static State state;
 
 /* ------------------------------------------------------------------ buffers */
 
-typedef struct {
-    char *data;
-    Py_ssize_t len;
-    Py_ssize_t cap;
-} Buf;
-
-static int buf_reserve(Buf *b, Py_ssize_t extra) {
-    if (b->len + extra <= b->cap) {
-        return 0;
-    }
-    Py_ssize_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + extra) {
-        cap *= 2;
-    }
-    char *data = PyMem_Realloc(b->data, (size_t)cap);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-/* The put_* writers assume buf_reserve made room. */
-
 static inline int varint_size(uint64_t v) {
     int n = 1;
     while (v >= 0x80) {
@@ -101,19 +54,12 @@ static inline int varint_size(uint64_t v) {
     return n;
 }
 
-static inline void put_byte(Buf *b, unsigned char c) { b->data[b->len++] = (char)c; }
-
 static inline void put_varint(Buf *b, uint64_t v) {
     while (v >= 0x80) {
         b->data[b->len++] = (char)((v & 0x7F) | 0x80);
         v >>= 7;
     }
     b->data[b->len++] = (char)v;
-}
-
-static inline void put_raw(Buf *b, const char *src, Py_ssize_t n) {
-    memcpy(b->data + b->len, src, (size_t)n);
-    b->len += n;
 }
 
 static inline void put_fixed64(Buf *b, uint64_t v) {
@@ -129,29 +75,6 @@ static inline void put_be64(Buf *b, uint64_t v) {
     }
 }
 
-/* `width` base58 digits of `value`, most significant first (ids sort as text). */
-static void put_b58(Buf *b, uint64_t value, int width) {
-    char *end = b->data + b->len + width;
-    for (int i = 1; i <= width; i++) {
-        end[-i] = B58[value % 58];
-        value /= 58;
-    }
-    b->len += width;
-}
-
-static int append_bytes(Buf *b, PyObject *bytes) {
-    if (!PyBytes_Check(bytes)) {
-        PyErr_SetString(PyExc_TypeError, "expected bytes");
-        return -1;
-    }
-    Py_ssize_t n = PyBytes_GET_SIZE(bytes);
-    if (buf_reserve(b, n) < 0) {
-        return -1;
-    }
-    put_raw(b, PyBytes_AS_STRING(bytes), n);
-    return 0;
-}
-
 /* A length-delimited field: tag, length, body. */
 static int append_field(Buf *b, unsigned char tag, const char *body, Py_ssize_t len) {
     if (buf_reserve(b, 1 + 10 + len) < 0) {
@@ -165,26 +88,8 @@ static int append_field(Buf *b, unsigned char tag, const char *body, Py_ssize_t 
 
 /* --------------------------------------------------------------- slot access */
 
-/* A borrowed reference to a slot's value, or NULL when the slot is unset. */
-static inline PyObject *slot_at(PyObject *obj, Py_ssize_t offset) {
-    return *(PyObject **)((char *)obj + offset);
-}
-
-#define SPAN_SLOT(obj, which) slot_at((obj), state.span_offsets[which])
+#define SPAN_SLOT(obj, which) slot_at((obj), state.span.offsets[which])
 #define TRACE_SLOT(obj, which) slot_at((obj), state.trace_offsets[which])
-
-static int read_u64(PyObject *value, uint64_t *out) {
-    if (value == NULL || !PyLong_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "expected an int");
-        return -1;
-    }
-    unsigned long long v = PyLong_AsUnsignedLongLong(value);
-    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
-        return -1;
-    }
-    *out = (uint64_t)v;
-    return 0;
-}
 
 /* ---------------------------------------------------------------- attributes */
 
@@ -421,7 +326,7 @@ static int parent_sid(PyObject *up, uint64_t *out) {
     if (up == NULL || up == Py_None) {
         return 0;
     }
-    if (Py_IS_TYPE(up, state.span_type)) {
+    if (Py_IS_TYPE(up, state.span.type)) {
         return read_u64(SPAN_SLOT(up, S_SID), out);
     }
     PyObject *sid = PyObject_GetAttr(up, state.sid_name);
@@ -558,13 +463,10 @@ static int encode_span(Buf *b, PyObject *span, PyObject *shared, PyObject *extra
     }
     /* spanline.id: prefix + 8 base58 digits of the start millisecond + 12 of the id */
     if (append_bytes(b, state.id_field_prefix) < 0 ||
-        append_bytes(b, PyTuple_GET_ITEM(state.prefixes, type_code)) < 0 ||
-        buf_reserve(b, 20) < 0) {
+        buf_reserve(b, 23) < 0) {
         return -1;
     }
-    uint64_t ms = start / 1000000ULL;
-    put_b58(b, ms < MAX_MS ? ms : MAX_MS - 1, 8);
-    put_b58(b, sid, 12);
+    put_span_id(b, PyBytes_AS_STRING(PyTuple_GET_ITEM(state.prefixes, type_code)), start, sid);
     if (append_bytes(b, PyTuple_GET_ITEM(state.type_attributes, type_code)) < 0 ||
         append_bytes(b, PyTuple_GET_ITEM(shared, 1)) < 0) {
         return -1;
@@ -584,21 +486,21 @@ static int encode_span(Buf *b, PyObject *span, PyObject *shared, PyObject *extra
     return put_status(b, span);
 }
 
-PyDoc_STRVAR(encode_spans_doc,
+const char otlp_encode_spans_doc[] =
 "encode_spans(spans, trace_fn, extras_fn, fallback_fn, skipped) -> bytes\n\n"
 "The ScopeSpans.spans fields (tag, length, Span) of every span, concatenated.\n"
 "A span that neither this encoder nor fallback_fn can encode is appended to\n"
-"skipped (a list, or None) and left out.");
+"skipped (a list, or None) and left out.";
 
-static PyObject *encode_spans(PyObject *self, PyObject *args) {
+PyObject *otlp_encode_spans(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *spans, *trace_fn, *extras_fn, *fallback_fn, *skipped;
     if (!PyArg_ParseTuple(args, "OOOOO:encode_spans", &spans, &trace_fn, &extras_fn,
                           &fallback_fn, &skipped)) {
         return NULL;
     }
-    if (state.span_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "configure() was not called");
+    if (state.span.type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "otlp_configure() was not called");
         return NULL;
     }
     if (skipped != Py_None && !PyList_Check(skipped)) {
@@ -622,7 +524,7 @@ static PyObject *encode_spans(PyObject *self, PyObject *args) {
         PyObject *span = PyTuple_GET_ITEM(seq, i);
         body.len = 0;
         int rc = -1;
-        if (PyObject_TypeCheck(span, state.span_type)) {
+        if (PyObject_TypeCheck(span, state.span.type)) {
             PyObject *shared = trace_shared(cache, span, trace_fn);
             if (shared != NULL) {
                 rc = encode_span(&body, span, shared, extras_fn);
@@ -660,33 +562,16 @@ done:
     return result;
 }
 
-/* The offset of the object slot `name` of `type`. */
-static int slot_offset(PyObject *type, const char *name, Py_ssize_t *out) {
-    PyObject *descr = PyObject_GetAttrString(type, name);
-    if (descr == NULL) {
-        return -1;
-    }
-    if (!Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
-        ((PyMemberDescrObject *)descr)->d_member->type != Py_T_OBJECT_EX) {
-        Py_DECREF(descr);
-        PyErr_Format(PyExc_TypeError, "%s is not an object slot", name);
-        return -1;
-    }
-    *out = ((PyMemberDescrObject *)descr)->d_member->offset;
-    Py_DECREF(descr);
-    return 0;
-}
-
-PyDoc_STRVAR(configure_doc,
-"configure(span_type, trace_type, type_attributes, prefixes, id_field_prefix, any_fn)\n\n"
+const char otlp_configure_doc[] =
+"otlp_configure(span_type, trace_type, type_attributes, prefixes, id_field_prefix, any_fn)\n\n"
 "Tell the encoder the Span and Trace classes (their slots are read by offset),\n"
 "the encoded spanline.type attribute and the id prefix per type code, the\n"
-"spanline.id KeyValue up to the id, and the Python AnyValue encoder.");
+"spanline.id KeyValue up to the id, and the Python AnyValue encoder.";
 
-static PyObject *configure(PyObject *self, PyObject *args) {
+PyObject *otlp_configure(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *span_type, *trace_type, *type_attributes, *prefixes, *id_field_prefix, *any_fn;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!SO:configure", &PyType_Type, &span_type,
+    if (!PyArg_ParseTuple(args, "O!O!O!O!SO:otlp_configure", &PyType_Type, &span_type,
                           &PyType_Type, &trace_type, &PyTuple_Type, &type_attributes,
                           &PyTuple_Type, &prefixes, &id_field_prefix, &any_fn)) {
         return NULL;
@@ -707,12 +592,8 @@ static PyObject *configure(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "any_fn must be callable");
         return NULL;
     }
-    Py_ssize_t span_offsets[S_COUNT], trace_offsets[T_COUNT];
-    for (int i = 0; i < S_COUNT; i++) {
-        if (slot_offset(span_type, SPAN_SLOTS[i], &span_offsets[i]) < 0) {
-            return NULL;
-        }
-    }
+    SpanLayout span;
+    Py_ssize_t trace_offsets[T_COUNT];
     for (int i = 0; i < T_COUNT; i++) {
         if (slot_offset(trace_type, TRACE_SLOTS[i], &trace_offsets[i]) < 0) {
             return NULL;
@@ -721,13 +602,14 @@ static PyObject *configure(PyObject *self, PyObject *args) {
     PyObject *sid_name = PyUnicode_InternFromString("sid");
     PyObject *id_name = PyUnicode_InternFromString("id");
     PyObject *sixty_four = PyLong_FromLong(64);
-    if (sid_name == NULL || id_name == NULL || sixty_four == NULL) {
+    if (sid_name == NULL || id_name == NULL || sixty_four == NULL ||
+        span_layout_init(&span, span_type) < 0) {
         Py_XDECREF(sid_name);
         Py_XDECREF(id_name);
         Py_XDECREF(sixty_four);
         return NULL;
     }
-    Py_XSETREF(state.span_type, (PyTypeObject *)Py_NewRef(span_type));
+    Py_XSETREF(state.span.type, span.type);
     Py_XSETREF(state.trace_type, (PyTypeObject *)Py_NewRef(trace_type));
     Py_XSETREF(state.type_attributes, Py_NewRef(type_attributes));
     Py_XSETREF(state.prefixes, Py_NewRef(prefixes));
@@ -736,23 +618,7 @@ static PyObject *configure(PyObject *self, PyObject *args) {
     Py_XSETREF(state.sid_name, sid_name);
     Py_XSETREF(state.id_name, id_name);
     Py_XSETREF(state.sixty_four, sixty_four);
-    memcpy(state.span_offsets, span_offsets, sizeof(span_offsets));
+    memcpy(state.span.offsets, span.offsets, sizeof(span.offsets));
     memcpy(state.trace_offsets, trace_offsets, sizeof(trace_offsets));
     Py_RETURN_NONE;
 }
-
-static PyMethodDef methods[] = {
-    {"configure", configure, METH_VARARGS, configure_doc},
-    {"encode_spans", encode_spans, METH_VARARGS, encode_spans_doc},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT,
-    .m_name = "spanline.export._otlp_accel",
-    .m_doc = "The compiled OTLP span encoder (optional; see spanline.export.otlp_wire).",
-    .m_size = -1,
-    .m_methods = methods,
-};
-
-PyMODINIT_FUNC PyInit__otlp_accel(void) { return PyModule_Create(&module); }
