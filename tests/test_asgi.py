@@ -129,3 +129,39 @@ def test_concurrent_requests_keep_their_own_traces(server: str, spanline_capture
         assert child.trace_id == span.trace_id
     bodies = {body.split()[2] for _, body in results}
     assert bodies == {s.trace_id for s in spans}  # the endpoint saw its own trace
+
+
+def test_a_request_starts_its_own_trace_even_inside_one(spanline_capture: Capture) -> None:
+    # A server started inside a span (an embedded test server, say): requests without
+    # a traceparent must still be new traces, not children of the server's span.
+    # Driven in-process: the ASGI interface is just calls, no network needed.
+    app = SpanlineASGIMiddleware(Starlette(routes=[Route("/orders/{id}", order)]))
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/orders/3",
+        "raw_path": b"/orders/3",
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "headers": [(b"host", b"x"), (b"User-Agent", b"probe/1")],
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 5000),
+    }
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    with spanline.span("server lifetime") as outer:
+        asyncio.run(app(dict(scope), receive, send))
+    asyncio.run(app(dict(scope), receive, send))
+    first, second = (s for s in spanline_capture.spans if s.kind == SpanKind.SERVER)
+    assert first.parent is None
+    assert first.trace_id != outer.trace_id
+    assert second.trace_id not in {outer.trace_id, first.trace_id}
+    assert first.attributes["user_agent.original"] == "probe/1"  # any header case
+    assert [m["type"] for m in sent].count("http.response.start") == 2

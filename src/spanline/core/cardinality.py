@@ -62,14 +62,28 @@ _EXEMPT_PREFIXES = ("messaging.", "spanline.")
 _MESSAGING_KINDS = (SpanKind.PRODUCER, SpanKind.CONSUMER)
 
 
+_NAME_CACHE_MAX = 4096
+_name_cache: dict[str, str | None] = {}
+"""Recent answers of :func:`name_pattern`: span names repeat, and the guard checks
+every exported span (emptied when full, so it stays bounded under id-laden names)."""
+
+
 def name_pattern(name: str) -> str | None:
     """``name`` with every id-looking part replaced by a placeholder
     (``GET /orders/12345`` -> ``GET /orders/{id}``), or ``None`` when it has none."""
-    if _ANY.search(name) is None:
-        return None
-    for pattern, placeholder in _PATTERNS:
-        name = pattern.sub(placeholder, name)
-    return name
+    try:
+        return _name_cache[name]
+    except KeyError:
+        pass
+    found: str | None = None
+    if _ANY.search(name) is not None:
+        found = name
+        for pattern, placeholder in _PATTERNS:
+            found = pattern.sub(placeholder, found)
+    if len(_name_cache) >= _NAME_CACHE_MAX:
+        _name_cache.clear()
+    _name_cache[name] = found
+    return found
 
 
 def id_key(key: str) -> str | None:

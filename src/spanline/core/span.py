@@ -42,6 +42,7 @@ __all__ = [
     "current_span",
     "record",
     "span",
+    "span_with_attributes",
 ]
 
 P = ParamSpec("P")
@@ -815,6 +816,15 @@ def _bad_name(name: object) -> None:
             "(or @spanline.operation for a bare decorator)"
         )
     raise TypeError(f"span name must be a string, got {type(name).__name__}")
+
+
+def span_with_attributes(name: str, kind: SpanKind, attributes: dict[str, Any]) -> Span:
+    """A span that takes ``attributes`` as they are: for integrations that build a
+    fresh dict of string/number values per request, skipping the per-key checks of
+    :meth:`Span.set_attribute` (the dict is owned by the span from here on)."""
+    created = Span(name, kind=kind)
+    created._attributes = attributes
+    return created
 
 
 span = Span

