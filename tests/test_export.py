@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -539,3 +540,40 @@ def test_fork_while_an_exporter_lock_is_held(
     with exporter._lock:  # another thread mid-write at the moment of the fork
         result = _in_forked_child(child)
     assert result == [True, 3]  # the child's exporter lock was renewed
+
+
+class FlushingExporter(InMemorySpanExporter):
+    """An exporter with its own buffer: force_flush delivers it (or misbehaves)."""
+
+    def __init__(self, behaviour: str) -> None:
+        super().__init__()
+        self.behaviour = behaviour
+        self.flush_calls: list[int] = []
+        self.release = threading.Event()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self.flush_calls.append(timeout_millis)
+        if self.behaviour == "raise":
+            raise ConnectionError("buffer could not be sent")
+        if self.behaviour == "hang":
+            self.release.wait(30)
+        return self.behaviour == "ok"
+
+
+def test_force_flush_reaches_the_exporter_within_the_deadline(
+    processors: list[BatchSpanProcessor],
+) -> None:
+    ok, raising, hanging = (FlushingExporter(b) for b in ("ok", "raise", "hang"))
+    made = [_make(processors, exporter) for exporter in (ok, raising, hanging)]
+    _spans(3)
+    assert made[0].force_flush(5000)
+    assert len(ok.get_finished_spans()) == 3
+    assert ok.flush_calls
+    assert 0 < ok.flush_calls[0] <= 5000  # what was left of the deadline
+    assert not made[1].force_flush(5000)  # the error is counted, never raised
+    assert made[1].stats()["flush_errors"] == 1
+    started = time.monotonic()
+    assert not made[2].force_flush(300)  # an exporter that ignores its timeout
+    assert time.monotonic() - started < 2
+    assert made[2].stats()["flush_errors"] == 1
+    hanging.release.set()

@@ -50,3 +50,46 @@ def test_the_environment_variable_is_named_when_it_is_wrong() -> None:
         resolve_store(environ={"SPANLINE_STORE": "redis://x"})
     with pytest.raises(StoreConfigError, match="applies to PostgreSQL stores only"):
         resolve_store("x.db", schema="tracing")
+
+
+def test_configure_store_and_the_store_exporter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import spanline
+    import spanline.store
+    from spanline.core.config import ConfigError
+    from spanline.testing import reset_all
+
+    try:
+        # the environment variable, through configure() and the store exporter
+        monkeypatch.setenv("SPANLINE_STORE", str(tmp_path / "from-env.db"))
+        spanline.configure(exporter="store")
+        assert resolve_store().target == str(tmp_path / "from-env.db")
+        with spanline.span("env span"):
+            pass
+        # an argument beats the variable, and stays set for later calls
+        spanline.configure(store=tmp_path / "from-arg.db")
+        spanline.configure(exporter="store")
+        assert spanline.settings.store == str(tmp_path / "from-arg.db")
+        assert resolve_store().target == str(tmp_path / "from-arg.db")
+        with spanline.span("argument span"):
+            pass
+        spanline.configure(exporter="none")  # flushes and closes the store exporter
+        names = {
+            path.name: [row.name for row in spanline.store.open(path).spans().items]
+            for path in (tmp_path / "from-env.db", tmp_path / "from-arg.db")
+        }
+        assert names == {"from-env.db": ["env span"], "from-arg.db": ["argument span"]}
+        # bad values are refused when configure() runs, naming where they came from
+        with pytest.raises(ConfigError, match=r"configure\(store=...\).*'mysql' stores"):
+            spanline.configure(store="mysql://db/x")
+        monkeypatch.setenv("SPANLINE_STORE", ":memory:")
+        spanline.configure(store=tmp_path / "from-arg.db")  # the argument still wins
+        from spanline.core import config
+
+        config._pinned.pop("store")
+        with pytest.raises(ConfigError, match=r"SPANLINE_STORE.*in-memory"):
+            spanline.configure()
+    finally:
+        monkeypatch.delenv("SPANLINE_STORE", raising=False)
+        reset_all()

@@ -74,6 +74,10 @@ class Settings:
     cardinality_warnings: bool = True
     """Warn (once per pattern, from the batch processor's worker thread) when a span
     name or a messaging span's attribute key looks like it carries an id."""
+    store: str | None = None
+    """The recording store (a SQLite path, ``sqlite:///path`` or ``postgresql://…``)
+    that the ``store`` exporter, ``spanline.store.open()``, the CLI and the viewer use
+    when given none; ``None``: ``./spanline.db``."""
     sample_all: bool = dataclasses.field(init=False, default=True)
     """Derived: the sampler keeps every new root trace (lets the hot path skip it)."""
 
@@ -210,7 +214,7 @@ def _check_sampler(name: str, value: object) -> Sampler:
     raise ConfigError(f"{name} must be a sampler or one of {', '.join(SAMPLER_NAMES)}")
 
 
-_EXPORTERS = ("otlp", "console", "none")
+_EXPORTERS = ("otlp", "console", "store", "none")
 _PROPAGATORS = ("tracecontext", "baggage", "none")
 
 
@@ -252,6 +256,21 @@ def _check_propagators(name: str, value: object) -> tuple[str, ...]:
         raise error from None
 
 
+def _check_store(name: str, value: object) -> str:
+    """A store location, checked now (the store layer parses it; nothing connects)."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name} must be a SQLite file path or a postgresql:// URL")
+    from spanline.store.location import StoreConfigError, resolve_store
+
+    try:
+        resolve_store(value.strip())
+    except StoreConfigError as error:
+        raise ConfigError(f"{name}: {error}") from None
+    return value.strip()
+
+
 Parser = Callable[[str, str, Mapping[str, str]], object]
 
 
@@ -283,6 +302,7 @@ _SOURCES: dict[str, tuple[tuple[tuple[str, Parser], ...], Callable[[str, object]
         (("SPANLINE_CARDINALITY_WARNINGS", _plain(_parse_bool)),),
         _check_bool,
     ),
+    "store": ((("SPANLINE_STORE", _plain(_check_store)),), _check_store),
     "sampler": (
         (
             ("OTEL_TRACES_SAMPLER", _parse_sampler),
@@ -333,13 +353,13 @@ settings: Settings = _resolve({}, os.environ, strict=False)
 PIPELINE.set_ring_size(settings.ring_size)
 
 
-def _install_exporters(names: tuple[str, ...]) -> None:
+def _install_exporters(names: tuple[str, ...], store: str | None) -> None:
     if not names and not _exporters_installed:
         return  # nothing to install or remove: do not import the export layer
     from spanline.export.setup import install
 
     try:
-        install(names)
+        install(names, store=store)
     except ImportError as error:
         raise ConfigError(f"exporter {names}: {error}") from None
     _exporters_installed[:] = list(names)
@@ -353,7 +373,7 @@ def _apply(new: Settings) -> Settings:
         setattr(settings, field.name, getattr(new, field.name))
     settings.sample_all = settings.sampler.records_everything
     PIPELINE.set_ring_size(settings.ring_size)
-    _install_exporters(settings.exporters)
+    _install_exporters(settings.exporters, settings.store)
     return settings
 
 
@@ -368,6 +388,7 @@ def configure(
     exporter: str | list[str] | tuple[str, ...] | None = None,
     propagators: str | list[str] | tuple[str, ...] | None = None,
     cardinality_warnings: bool | None = None,
+    store: str | os.PathLike[str] | None = None,
 ) -> Settings:
     """Set spanline's settings; arguments win over environment variables.
 
@@ -389,6 +410,7 @@ def configure(
             "exporters": exporter,
             "propagators": propagators,
             "cardinality_warnings": cardinality_warnings,
+            "store": store,
         }.items()
         if v is not None
     }
@@ -397,13 +419,19 @@ def configure(
     batch_options()
     otlp_options()
     # install first: if building the exporters fails, nothing has changed yet
-    _install_exporters(resolved.exporters)
+    _install_exporters(resolved.exporters, resolved.store)
     _pinned.update(given)
     return _apply(resolved)
 
 
 _pinned: dict[str, object] = {}
 """Settings given to configure() so far; they outlive later calls."""
+
+
+def configured_store() -> str | None:
+    """The store passed to ``configure(store=...)``, if any (``SPANLINE_STORE`` is
+    read where the store is resolved, so a later change of it is seen)."""
+    return settings.store if "store" in _pinned else None
 
 
 def reset_settings() -> Settings:
@@ -634,6 +662,6 @@ def install_from_environment() -> None:
     """Install the exporters ``OTEL_TRACES_EXPORTER`` names (called once, at the end
     of ``import spanline``); a problem is logged, never raised into the import."""
     try:
-        _install_exporters(settings.exporters)
+        _install_exporters(settings.exporters, settings.store)
     except (ConfigError, ValueError) as error:
         logger.log(logging.WARNING, "spanline: %s; no exporter installed", error)

@@ -268,7 +268,37 @@ class BatchSpanProcessor:
             self._flush_waiters.append(done)
         self._wake.set()
         timeout = self._export_timeout_ms if timeout_millis is None else timeout_millis
-        return done.wait(timeout / 1000)
+        deadline = time.monotonic() + timeout / 1000
+        if not done.wait(timeout / 1000):
+            return False
+        # then whatever the exporter buffers itself, within what is left of the
+        # deadline (on a helper thread: an exporter that ignores its timeout must not
+        # hold the caller)
+        left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+        outcome: list[object] = []
+
+        def call() -> None:
+            try:
+                outcome.append(bool(self._exporter.force_flush(left_ms)))
+            except Exception as error:  # noqa: BLE001 - counted and logged below
+                outcome.append(error)
+
+        thread = threading.Thread(target=call, name="spanline-flush", daemon=True)
+        thread.start()
+        thread.join(max(0.0, deadline - time.monotonic()) + 0.05)
+        result = outcome[0] if outcome else None
+        if isinstance(result, Exception) or result is None:
+            with self._lock:
+                self._counts["flush_errors"] += 1
+            report(
+                f"exporter-flush:{id(self)}",
+                "spanline: %s.force_flush %s",
+                type(self._exporter).__name__,
+                f"failed: {result!r}" if result is not None else "did not finish in time",
+                level=30,
+            )
+            return False
+        return result is True
 
     def shutdown(self, timeout_millis: int | None = None) -> None:
         """Flush within the shutdown deadline, stop the worker, shut the exporter down.
@@ -312,7 +342,8 @@ class BatchSpanProcessor:
         """Counters: started, ended, exported, export_failed, export_timeouts,
         timed_out_spans, dropped_queue_full, dropped_after_shutdown, batches,
         high_cardinality_names and high_cardinality_attributes (spans whose name, or
-        messaging attribute keys, look like they carry ids); the queue
+        messaging attribute keys, look like they carry ids), flush_errors (an
+        exporter's force_flush that raised or overran the deadline); the queue
         depth; the last and the slowest export's latency in ms; and the exporter's own
         ``stats()`` under ``exporter`` when it has them."""
         with self._lock:
@@ -335,6 +366,7 @@ class BatchSpanProcessor:
             "batches",
             "high_cardinality_names",
             "high_cardinality_attributes",
+            "flush_errors",
         ):
             snapshot.setdefault(key, 0)
         return snapshot

@@ -3,7 +3,9 @@
 
 ``otlp`` is :class:`~spanline.export.otlp_http.OtlpHttpExporter` (options from the
 ``OTEL_EXPORTER_OTLP_*`` variables), ``console`` is
-:class:`~spanline.export.ConsoleExporter`, ``none`` installs nothing.  Changing the
+:class:`~spanline.export.ConsoleExporter`, ``store`` is
+:class:`~spanline.store.StoreExporter` (the store from ``configure(store=...)`` /
+``SPANLINE_STORE``, default ``./spanline.db``), ``none`` installs nothing.  Changing the
 setting shuts the previously installed processors down (flushing them) and installs
 the new ones; processors you registered yourself are left alone.
 """
@@ -22,30 +24,38 @@ from spanline.export.exporter import SpanExporter
 
 __all__ = ["EXPORTER_NAMES", "install", "installed"]
 
-EXPORTER_NAMES = ("otlp", "console", "none")
+EXPORTER_NAMES = ("otlp", "console", "store", "none")
 
 _lock = threading.Lock()
 renew_after_fork(sys.modules[__name__])
 _installed: list[tuple[str, BatchSpanProcessor]] = []
 
 
-def _exporter(name: str) -> SpanExporter:
+def _exporter(name: str, store: str | None) -> SpanExporter:
     if name == "otlp":
         from spanline.export.otlp_http import OtlpHttpExporter
 
         return OtlpHttpExporter()
     if name == "console":
         return ConsoleExporter()
+    if name == "store":
+        from spanline.store.exporter import StoreExporter
+
+        return StoreExporter(store)
     raise ValueError(f"unknown exporter {name!r}; use one of {', '.join(EXPORTER_NAMES)}")
 
 
-def install(names: Sequence[str]) -> list[BatchSpanProcessor]:
-    """Make the installed exporters exactly ``names`` (``none`` or empty: no export)."""
-    wanted = [n for n in names if n != "none"]
+def install(names: Sequence[str], store: str | None = None) -> list[BatchSpanProcessor]:
+    """Make the installed exporters exactly ``names`` (``none`` or empty: no export);
+    ``store`` is where the ``store`` exporter writes (``None``: ``SPANLINE_STORE``,
+    else ``./spanline.db``).  A different store replaces the store exporter."""
+    wanted = [n if n != "store" else f"store:{store or ''}" for n in names if n != "none"]
     with _lock:
         if [n for n, _ in _installed] == wanted:
             return [p for _, p in _installed]
-        built = [(name, BatchSpanProcessor(_exporter(name))) for name in wanted]
+        built = [
+            (key, BatchSpanProcessor(_exporter(key.split(":", 1)[0], store))) for key in wanted
+        ]
         old = list(_installed)
         _installed[:] = built
     for _, processor in old:

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from spanline.core.config import configured_store
+
 __all__ = [
     "DEFAULT_STORE",
     "ENVIRONMENT_VARIABLE",
@@ -67,15 +69,20 @@ def resolve_store(
     schema: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> StoreLocation:
-    """The store to use: ``store`` if given, else ``SPANLINE_STORE``, else
-    ``./spanline.db``.  ``schema`` (PostgreSQL only) overrides a ``schema=`` in the
-    URL.  Raises :class:`StoreConfigError` naming the culprit."""
+    """The store to use: ``store`` if given, else ``spanline.configure(store=...)``,
+    else ``SPANLINE_STORE``, else ``./spanline.db``.  ``schema`` (PostgreSQL only)
+    overrides a ``schema=`` in the URL.  Raises :class:`StoreConfigError` naming the
+    culprit.  (An explicit ``environ`` skips the configured store: it is for tests of
+    the environment variable.)"""
     if isinstance(store, StoreLocation):
         return store if schema is None else _with_schema(store, schema, "schema")
     env = os.environ if environ is None else environ
+    configured = configured_store() if environ is None else None
     if store is not None:
         origin = "store"
         raw: object = store
+    elif configured is not None:
+        origin, raw = "configure(store=...)", configured
     elif env.get(ENVIRONMENT_VARIABLE, "").strip():
         origin, raw = ENVIRONMENT_VARIABLE, env[ENVIRONMENT_VARIABLE].strip()
     else:
