@@ -32,3 +32,39 @@ def test_spanline_no_accel_selects_the_python_code() -> None:
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
         )
         assert out.stdout.startswith(expected), (value, out.stdout)
+
+
+def test_an_interrupt_from_python_code_is_not_swallowed() -> None:
+    # The compiled helpers fall back to Python for what they cannot do, and skip a
+    # span whose fallback raises an Exception -- never a KeyboardInterrupt.
+    import pytest
+
+    import spanline
+    from spanline.testing import Capture
+
+    capture = Capture()
+    spanline.tracer.add_processor(capture)
+    try:
+        with spanline.span("s"):
+            pass
+    finally:
+        spanline.tracer.remove_processor(capture)
+    (span,) = capture.spans
+    span.name = None  # type: ignore[assignment] - the fast paths give up on it
+
+    def interrupted(span: object) -> bytes:
+        raise KeyboardInterrupt
+
+    module = _native.load()
+    assert module is not None
+    with pytest.raises(KeyboardInterrupt):
+        module.encode_spans([span], otlp_wire._trace_shared, otlp_wire._extras, interrupted, [])
+    span._type = 99  # the row converter gives up on an unknown span type
+    with pytest.raises(KeyboardInterrupt):
+        module.rows_from_spans([span], None, None, None, None, interrupted, None)
+    # an ordinary exception only skips the span
+    skipped: list[object] = []
+    assert (
+        module.encode_spans([span], otlp_wire._trace_shared, otlp_wire._extras, str, skipped) == b""
+    )
+    assert skipped == [span]

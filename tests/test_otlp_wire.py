@@ -153,6 +153,31 @@ def test_one_unencodable_span_does_not_cost_the_batch(spanline_capture: Capture)
     assert skipped == [bad]
 
 
+class _Replacer:
+    """A value whose repr gives the span a new attributes dict (the old one dies)."""
+
+    def __init__(self) -> None:
+        self.span: spanline.Span | None = None
+
+    def __repr__(self) -> str:
+        assert self.span is not None
+        self.span._attributes = {"replaced": 1}
+        return "replaced"
+
+
+def test_attributes_replaced_while_encoding_do_not_crash(spanline_capture: Capture) -> None:
+    replacer = _Replacer()
+    with spanline.span("odd") as s:
+        s.set_attributes({"a": 1, **{f"pad{i}": "x" * i for i in range(40)}})
+    replacer.span = s
+    assert s._attributes is not None
+    s._attributes["r"] = replacer
+    body = encode_request_bytes(spanline_capture.spans, {})
+    span = ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans[0]
+    keys = [kv.key for kv in span.attributes]
+    assert keys[:42] == ["a", *(f"pad{i}" for i in range(40)), "r"]  # the snapshot
+
+
 class _Mutator:
     """A value whose repr mutates the span's attributes while they are encoded."""
 

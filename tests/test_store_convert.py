@@ -163,3 +163,17 @@ def test_compiled_rows_match_on_arbitrary_values(
         spanline.tracer.remove_processor(capture)
     spans = capture.spans
     assert convert._rows_compiled(spans, "svc", None) == _python_rows(spans, "svc")
+
+
+def test_a_trace_id_at_the_last_millisecond_an_id_can_hold() -> None:
+    # 58**8 - 1 ms (year ~6028): still a tr_ id; reachable through a crafted job
+    # payload, so the compiled converter must render it as Python does
+    from spanline.core.context import Trace, TraceRoot
+
+    trace_int = ((58**8 - 1) << 80) | 12345
+    span = spanline.Span("late")
+    span.start_detached(TraceRoot(Trace(trace_int, None, None, True, 0)))
+    span.end()
+    compiled = convert._rows_compiled([span], None, None)
+    assert compiled == _python_rows([span], None)
+    assert compiled[0][3] == "tr_zzzzzzzz1111111114fr"

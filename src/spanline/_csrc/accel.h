@@ -32,6 +32,10 @@ int buf_reserve(Buf *b, Py_ssize_t extra);
 int append_bytes(Buf *b, PyObject *bytes);
 /* The offset of the object slot `name` of `type` (-1 and an exception if it is not one). */
 int slot_offset(PyObject *type, const char *name, Py_ssize_t *out);
+/* Clear the pending exception when it is an Exception (the C code then falls back
+   to Python or skips the span); 0, leaving it set, for KeyboardInterrupt, SystemExit
+   and other BaseExceptions, which must reach the caller. */
+int clear_if_exception(void);
 /* A Python int as an unsigned 64-bit number (-1 and an exception otherwise). */
 int read_u64(PyObject *value, uint64_t *out);
 

@@ -67,6 +67,14 @@ int span_layout_init(SpanLayout *layout, PyObject *span_type) {
     return 0;
 }
 
+int clear_if_exception(void) {
+    if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
+        return 0;
+    }
+    PyErr_Clear();
+    return 1;
+}
+
 int read_u64(PyObject *value, uint64_t *out) {
     if (value == NULL || !PyLong_Check(value)) {
         PyErr_SetString(PyExc_TypeError, "expected an int");

@@ -206,15 +206,21 @@ static int put_attributes(Buf *b, PyObject *attributes) {
         PyErr_SetString(PyExc_TypeError, "attributes are not a dict");
         return -1;
     }
-    /* put_key_value holds its own references while any_fn runs Python code, and
-       PyDict_Next stays in bounds even if that code resizes the dict. */
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(attributes, &pos, &key, &value)) {
-        if (put_key_value(b, 0x4a, key, value) < 0) {
+    /* A snapshot (as the Python encoder's list(items)): any_fn runs Python code,
+       which may change or replace the dict, and a running child span's thread may
+       still write to it. */
+    PyObject *items = PyDict_Items(attributes);
+    if (items == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *pair = PyList_GET_ITEM(items, i);
+        if (put_key_value(b, 0x4a, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) {
+            Py_DECREF(items);
             return -1;
         }
     }
+    Py_DECREF(items);
     return 0;
 }
 
@@ -537,7 +543,9 @@ PyObject *otlp_encode_spans(PyObject *self, PyObject *args) {
             }
             continue;
         }
-        PyErr_Clear();
+        if (!clear_if_exception()) {
+            goto done; /* KeyboardInterrupt, SystemExit...: not ours to swallow */
+        }
         PyObject *slow = PyObject_CallOneArg(fallback_fn, span);
         if (slow != NULL && PyBytes_Check(slow)) {
             rc = append_field(&out, 0x12, PyBytes_AS_STRING(slow), PyBytes_GET_SIZE(slow));
@@ -548,7 +556,9 @@ PyObject *otlp_encode_spans(PyObject *self, PyObject *args) {
             continue;
         }
         Py_XDECREF(slow);
-        PyErr_Clear();
+        if (!clear_if_exception()) {
+            goto done;
+        }
         if (skipped != Py_None && PyList_Append(skipped, span) < 0) {
             goto done;
         }
@@ -609,15 +619,17 @@ PyObject *otlp_configure(PyObject *self, PyObject *args) {
         Py_XDECREF(sixty_four);
         return NULL;
     }
-    Py_XSETREF(state.span.type, span.type);
-    Py_XSETREF(state.trace_type, (PyTypeObject *)Py_NewRef(trace_type));
-    Py_XSETREF(state.type_attributes, Py_NewRef(type_attributes));
-    Py_XSETREF(state.prefixes, Py_NewRef(prefixes));
-    Py_XSETREF(state.id_field_prefix, Py_NewRef(id_field_prefix));
-    Py_XSETREF(state.any_fn, Py_NewRef(any_fn));
-    Py_XSETREF(state.sid_name, sid_name);
-    Py_XSETREF(state.id_name, id_name);
-    Py_XSETREF(state.sixty_four, sixty_four);
+    /* The previous values are kept alive on purpose (a reconfiguration is rare, and
+       another thread may be encoding with them right now). */
+    state.span.type = span.type;
+    state.trace_type = (PyTypeObject *)Py_NewRef(trace_type);
+    state.type_attributes = Py_NewRef(type_attributes);
+    state.prefixes = Py_NewRef(prefixes);
+    state.id_field_prefix = Py_NewRef(id_field_prefix);
+    state.any_fn = Py_NewRef(any_fn);
+    state.sid_name = sid_name;
+    state.id_name = id_name;
+    state.sixty_four = sixty_four;
     memcpy(state.span.offsets, span.offsets, sizeof(span.offsets));
     memcpy(state.trace_offsets, trace_offsets, sizeof(trace_offsets));
     Py_RETURN_NONE;

@@ -255,6 +255,11 @@ static int trace_id_parts(PyObject *trace, uint64_t *high, uint64_t *low) {
         if (id == NULL) {
             return -1;
         }
+        if (!PyLong_CheckExact(id)) {
+            Py_DECREF(id);
+            PyErr_SetString(PyExc_TypeError, "trace id is not an int");
+            return -1;
+        }
     }
     *low = (uint64_t)PyLong_AsUnsignedLongLongMask(id);
     PyObject *shift = PyLong_FromLong(64);
@@ -301,16 +306,24 @@ static PyObject *actor_frame_json(Buf *b, PyObject *actor, PyObject *actor_type)
     return buf_text(b, non_ascii);
 }
 
-/* actor.get(k1) or actor.get(k2) or ... (the last value when none is truthy). */
+/* actor.get(k1) or actor.get(k2) or ... (the last value when none is truthy);
+   NULL with an exception if a truth test fails. */
 static PyObject *first_truthy(PyObject *actor, const char **keys, int n) {
     PyObject *value = NULL;
     for (int i = 0; i < n; i++) {
-        value = PyDict_GetItemString(actor, keys[i]); /* borrowed */
-        if (value != NULL && PyObject_IsTrue(value) == 1) {
-            break;
+        Py_XDECREF(value);
+        value = PyDict_GetItemString(actor, keys[i]); /* borrowed: take it */
+        Py_XINCREF(value);
+        int truth = value == NULL ? 0 : PyObject_IsTrue(value);
+        if (truth < 0) {
+            Py_DECREF(value);
+            return NULL;
+        }
+        if (truth) {
+            return value;
         }
     }
-    return Py_NewRef(value != NULL ? value : Py_None);
+    return value != NULL ? value : Py_NewRef(Py_None);
 }
 
 /* (tr_ id, hex id, actor type, actor id, actor JSON, actor frame JSON) of a
@@ -319,16 +332,19 @@ static PyObject *trace_info_c(Job *job, PyObject *trace) {
     if (!Py_IS_TYPE(trace, trace_type)) {
         return NULL;
     }
-    PyObject *external = slot_at(trace, trace_external_at);
-    PyObject *actor = slot_at(trace, trace_actor_at);
-    if (actor != NULL && actor != Py_None && !PyDict_CheckExact(actor)) {
-        return NULL;
-    }
     uint64_t high, low;
     if (trace_id_parts(trace, &high, &low) < 0) {
         PyErr_Clear();
         return NULL;
     }
+    /* read after trace_id_parts, which may run Python code (the lazy id) */
+    PyObject *external = slot_at(trace, trace_external_at);
+    PyObject *actor = slot_at(trace, trace_actor_at);
+    PyObject *text = slot_at(trace, trace_text_at);
+    if (actor != NULL && actor != Py_None && !PyDict_CheckExact(actor)) {
+        return NULL;
+    }
+    Py_XINCREF(actor); /* flat_json and first_truthy may run __bool__/__eq__ */
     PyObject *v[6] = {NULL};
     static const char digits[] = "0123456789abcdef";
     char hex[32];
@@ -337,7 +353,6 @@ static PyObject *trace_info_c(Job *job, PyObject *trace) {
         hex[31 - i] = digits[(low >> (4 * i)) & 0xF];
     }
     v[1] = ascii_text(hex, 32);
-    PyObject *text = slot_at(trace, trace_text_at);
     if (external != NULL && external != Py_None) {
         v[0] = Py_NewRef(external);
     } else if (text != NULL) {
@@ -347,7 +362,9 @@ static PyObject *trace_info_c(Job *job, PyObject *trace) {
         if ((high & 0xFFFF) == 0 && ms > 0 && ms < MAX_MS && low != 0) {
             char data[23];
             Buf b = {data, 0, sizeof(data)};
-            put_span_id(&b, "tr_", ms * 1000000ULL, low);
+            put_raw(&b, "tr_", 3);
+            put_b58(&b, ms, 8);
+            put_b58(&b, low, 12);
             v[0] = ascii_text(data, b.len);
         } else {
             v[0] = ascii_text(hex, 32);
@@ -361,15 +378,18 @@ static PyObject *trace_info_c(Job *job, PyObject *trace) {
     } else {
         static const char *id_keys[] = {"id", "name", "source"};
         PyObject *actor_type = PyDict_GetItemString(actor, "type"); /* borrowed */
-        if (actor_type != NULL) {
+        if (actor_type != NULL && PyUnicode_CheckExact(actor_type)) {
+            Py_INCREF(actor_type);
             v[2] = Py_NewRef(actor_type);
             v[3] = first_truthy(actor, id_keys, 3);
-            v[4] = flat_json(&job->scratch, actor);
+            v[4] = v[3] == NULL ? NULL : flat_json(&job->scratch, actor);
             if (v[4] != NULL) {
                 v[5] = actor_frame_json(&job->scratch, actor, actor_type);
             }
+            Py_DECREF(actor_type);
         }
     }
+    Py_XDECREF(actor);
     PyObject *info = NULL;
     int complete = 1;
     for (int i = 0; i < 6; i++) {
@@ -657,9 +677,12 @@ static PyObject *make_row(Job *job, PyObject *span) {
         PyErr_SetString(PyExc_ValueError, "span type out of range");
         return NULL;
     }
+    /* the values the ids and duration are computed from, kept as they were read */
+    v[R_START] = Py_NewRef(start_obj);
+    v[R_END] = Py_NewRef(end_obj);
     info = trace_info(job, span);
     if (info == NULL) {
-        return NULL;
+        goto fail;
     }
     v[R_TRACE_HEX] = Py_NewRef(PyTuple_GET_ITEM(info, 1));
     v[R_TRACE_ID] = Py_NewRef(PyTuple_GET_ITEM(info, 0));
@@ -674,9 +697,7 @@ static PyObject *make_row(Job *job, PyObject *span) {
     }
     /* read again: parent_ids may have run Python code */
     name = SLOT(span, S_NAME);
-    start_obj = SLOT(span, S_START);
-    end_obj = SLOT(span, S_END);
-    if (name == NULL || start_obj == NULL || end_obj == NULL) {
+    if (name == NULL) {
         PyErr_SetString(PyExc_AttributeError, "span changed while converted");
         goto fail;
     }
@@ -692,8 +713,6 @@ static PyObject *make_row(Job *job, PyObject *span) {
                             ? SLOT(span, S_STATUS_MESSAGE)
                             : NULL;
     v[R_STATUS_MESSAGE] = Py_NewRef(message != NULL ? message : Py_None);
-    v[R_START] = Py_NewRef(start_obj);
-    v[R_END] = Py_NewRef(end_obj);
     v[R_DURATION] = PyLong_FromUnsignedLongLong((unsigned long long)(end - start));
     v[R_SERVICE] = Py_NewRef(job->service);
     if (v[R_DURATION] == NULL) {
@@ -723,14 +742,21 @@ static PyObject *make_row(Job *job, PyObject *span) {
     if (v[R_EVENTS] == NULL) {
         goto fail;
     }
-    row = job->row_type != NULL ? job->row_type->tp_alloc(job->row_type, ROW_WIDTH)
-                                : PyTuple_New(ROW_WIDTH);
+    row = PyTuple_New(ROW_WIDTH);
     if (row == NULL) {
         goto fail;
     }
     for (int i = 0; i < ROW_WIDTH; i++) {
         PyTuple_SET_ITEM(row, i, v[i]); /* steals */
         v[i] = NULL;
+    }
+    if (job->row_type != NULL) { /* tuple.__new__(row_type, row): a proper subclass instance */
+        PyObject *args = PyTuple_Pack(1, row);
+        Py_SETREF(row, args == NULL ? NULL : PyTuple_Type.tp_new(job->row_type, args, NULL));
+        Py_XDECREF(args);
+        if (row == NULL) {
+            goto fail;
+        }
     }
     Py_DECREF(info);
     return row;
@@ -794,10 +820,14 @@ PyObject *rows_from_spans(PyObject *self, PyObject *args) {
             }
         }
         if (row == NULL) {
-            PyErr_Clear();
+            if (!clear_if_exception()) {
+                goto fail; /* KeyboardInterrupt, SystemExit...: not ours to swallow */
+            }
             row = PyObject_CallOneArg(fallback_fn, span);
             if (row == NULL) {
-                PyErr_Clear(); /* the fallback reports its own failures */
+                if (!clear_if_exception()) { /* the fallback reports its own failures */
+                    goto fail;
+                }
                 continue;
             }
             if (row == Py_None) {
@@ -869,21 +899,22 @@ PyObject *rows_configure(PyObject *self, PyObject *args) {
         Py_XDECREF(new_frame);
         return NULL;
     }
-    Py_XSETREF(trace_type, (PyTypeObject *)Py_NewRef(new_trace_type));
+    /* previous values stay alive on purpose: another thread may be using them */
+    trace_type = (PyTypeObject *)Py_NewRef(new_trace_type);
     trace_id_at = offsets[0];
     trace_text_at = offsets[1];
     trace_external_at = offsets[2];
     trace_actor_at = offsets[3];
-    Py_XSETREF(parent_name, new_parent);
-    Py_XSETREF(frame_name, new_frame);
+    parent_name = new_parent;
+    frame_name = new_frame;
 
-    Py_XSETREF(layout.type, new_layout.type);
+    layout.type = new_layout.type;
     memcpy(layout.offsets, new_layout.offsets, sizeof(layout.offsets));
-    Py_XSETREF(types, Py_NewRef(new_types));
-    Py_XSETREF(kinds, Py_NewRef(new_kinds));
-    Py_XSETREF(statuses, Py_NewRef(new_statuses));
-    Py_XSETREF(prefixes, Py_NewRef(new_prefixes));
-    Py_XSETREF(sid_name, new_sid);
-    Py_XSETREF(id_name, new_id);
+    types = Py_NewRef(new_types);
+    kinds = Py_NewRef(new_kinds);
+    statuses = Py_NewRef(new_statuses);
+    prefixes = Py_NewRef(new_prefixes);
+    sid_name = new_sid;
+    id_name = new_id;
     Py_RETURN_NONE;
 }
