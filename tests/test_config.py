@@ -16,7 +16,7 @@ def test_defaults(spanline_capture: Capture, monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.delenv(name, raising=False)
     settings = spanline.configure()
     assert settings.enabled is True
-    assert settings.ring_size == 1000
+    assert settings.ring_size == 100
     assert settings.payload_secret is None
 
 
@@ -71,7 +71,7 @@ def test_invalid_environment_at_import_warns_and_keeps_the_app_running() -> None
         check=True,
         timeout=60,
     )
-    assert done.stdout.strip() == "1000"
+    assert done.stdout.strip() == "100"
     assert "SPANLINE_RING_SIZE='lots' is not an integer" in done.stderr
 
 
@@ -107,7 +107,7 @@ def test_empty_environment_values_mean_unset(
         monkeypatch.setenv(name, "  ")
     settings = spanline.configure()
     assert settings.enabled is True
-    assert settings.ring_size == 1000
+    assert settings.ring_size == 100
     assert repr(settings.sampler) == "ParentBased(AlwaysOn())"
 
 

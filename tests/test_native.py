@@ -68,3 +68,51 @@ def test_an_interrupt_from_python_code_is_not_swallowed() -> None:
         module.encode_spans([span], otlp_wire._trace_shared, otlp_wire._extras, str, skipped) == b""
     )
     assert skipped == [span]
+
+
+def test_a_lazy_trace_id_is_drawn_as_trace_id_would() -> None:
+    # Root spans leave their trace id undrawn (the hot path skips it); the compiled
+    # helpers draw it on the export thread under Trace.id's own lock and random
+    # source, so every reader -- C or Python, any thread -- sees the same id.
+    import threading
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    import spanline
+    from spanline.core import ids
+    from spanline.testing import Capture
+
+    capture = Capture()
+    spanline.tracer.add_processor(capture)
+    try:
+        for i in range(20):
+            with spanline.span(f"root{i}"):
+                pass
+    finally:
+        spanline.tracer.remove_processor(capture)
+    spans = capture.spans
+    assert all(span._trace._id == 0 for span in spans)  # not drawn yet
+    ids.set_random_source(lambda: 0xABCDEF)
+    try:
+        seen: list[int] = []
+        readers = [
+            threading.Thread(target=lambda s=span: seen.append(s._trace.id)) for span in spans
+        ]
+        for reader in readers[::2]:
+            reader.start()
+        body = otlp_wire.encode_request_bytes(spans, {})
+        rows = convert.row_tuples(spans, None)
+        for reader in readers[1::2]:
+            reader.start()
+        for reader in readers:
+            reader.join()
+    finally:
+        ids.set_random_source(None)
+    decoded = ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans
+    for span, encoded, row in zip(spans, decoded, rows, strict=True):
+        assert span._trace.id & (2**64 - 1) == 0xABCDEF  # the configured random source
+        assert encoded.trace_id.hex() == span.trace_hex == row[0]
+        assert row[3] == span.trace_id
+    assert sorted(seen) == sorted(span._trace.id for span in spans)

@@ -78,6 +78,7 @@ def test_protobuf_export_maps_everything(
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s%3Dcret,x-team=shop")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,service.name=nope")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
     spanline.configure(service_name="orders")
     root = _make_trace()
     charge = root.children[0]
@@ -326,3 +327,16 @@ def test_retry_after_is_honoured_inside_the_deadline(
     assert patient.export([_make_trace()]) is ExportResult.SUCCESS
     assert _time.monotonic() - started >= 1.0  # waited at least what the server asked
     assert len(receiver.received) == 2
+
+
+def test_bodies_are_uncompressed_by_default(receiver: Receiver, spanline_capture: Capture) -> None:
+    # as in the OpenTelemetry SDKs: gzip costs the app CPU, and a collector on the
+    # same host or network does not need it (OTEL_EXPORTER_OTLP_COMPRESSION=gzip)
+    with spanline.span("plain"):
+        pass
+    exporter = exporter_for(endpoint=receiver.endpoint)
+    assert exporter.export(spanline_capture.spans) is ExportResult.SUCCESS
+    (got,) = receiver.received
+    assert "Content-Encoding" not in got.headers
+    assert got.raw == got.body  # nothing to decompress
+    assert got.request().resource_spans[0].scope_spans[0].spans[0].name == "plain"

@@ -48,7 +48,7 @@ def test_fixture_resets_state_afterwards(pytester: pytest.Pytester) -> None:
 
         def test_two(spanline_capture):
             assert spanline.settings.enabled is True
-            assert spanline.settings.ring_size == 1000
+            assert spanline.settings.ring_size == 100
             assert "leaky" not in spanline.core.events.handlers()
             with spanline.span("x") as s:
                 pass

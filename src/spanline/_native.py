@@ -19,6 +19,11 @@ def load() -> ModuleType | None:
     if os.environ.get("SPANLINE_NO_ACCEL", "").strip().lower() in {"1", "true", "yes", "on"}:
         return None
     try:
-        return importlib.import_module("spanline._accel")
+        module = importlib.import_module("spanline._accel")
     except ImportError:
         return None
+    from spanline.core import context, ids
+
+    # how a lazily drawn trace id is drawn: Trace.id's lock and random source
+    module.trace_configure(context.Trace, context, ids)
+    return module

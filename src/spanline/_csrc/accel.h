@@ -85,12 +85,19 @@ typedef struct {
 /* Fill `layout` from the Span class (-1 and an exception if a slot is missing). */
 int span_layout_init(SpanLayout *layout, PyObject *span_type);
 
+/* A spanline Trace's 128-bit id (a new reference), drawing a lazy id the way the
+   Trace.id property does -- under the same lock, from ids.new_random64 -- without
+   the property call; NULL with an exception on failure.  trace_configure() first. */
+PyObject *trace_id_of(PyObject *trace);
+
 /* Module-level functions, defined in otlp.c and rows.c. */
 PyObject *otlp_configure(PyObject *self, PyObject *args);
 PyObject *otlp_encode_spans(PyObject *self, PyObject *args);
 PyObject *rows_configure(PyObject *self, PyObject *args);
 PyObject *rows_from_spans(PyObject *self, PyObject *args);
+PyObject *trace_configure(PyObject *self, PyObject *args);
 extern const char otlp_configure_doc[], otlp_encode_spans_doc[];
 extern const char rows_configure_doc[], rows_from_spans_doc[];
+extern const char trace_configure_doc[];
 
 #endif

@@ -88,7 +88,118 @@ int read_u64(PyObject *value, uint64_t *out) {
     return 0;
 }
 
+/* ----------------------------------------------------------- lazy trace ids */
+
+static struct {
+    PyTypeObject *type;
+    Py_ssize_t id_at, start_at;
+    PyObject *context;    /* spanline.core.context: _LAZY is read on every draw, since
+                             a forked child replaces it */
+    PyObject *lock_name;  /* "_LAZY" */
+    PyObject *ids;        /* spanline.core.ids: new_random64 is read on every draw */
+    PyObject *draw_name;  /* "new_random64" */
+} lazy;
+
+PyObject *trace_id_of(PyObject *trace) {
+    if (lazy.type == NULL || !Py_IS_TYPE(trace, lazy.type)) {
+        PyErr_SetString(PyExc_TypeError, "not a configured Trace");
+        return NULL;
+    }
+    PyObject *id = slot_at(trace, lazy.id_at);
+    if (id != NULL && PyLong_CheckExact(id) && PyObject_IsTrue(id) == 1) {
+        return Py_NewRef(id);
+    }
+    /* as Trace.id: the first reader draws, under the lock, so all readers agree */
+    PyObject *lock = PyObject_GetAttr(lazy.context, lazy.lock_name);
+    PyObject *held = lock == NULL ? NULL : PyObject_CallMethod(lock, "acquire", NULL);
+    if (held == NULL) {
+        Py_XDECREF(lock);
+        return NULL;
+    }
+    Py_DECREF(held);
+    PyObject *result = NULL;
+    id = slot_at(trace, lazy.id_at);
+    if (id != NULL && PyLong_CheckExact(id) && PyObject_IsTrue(id) == 1) {
+        result = Py_NewRef(id);
+    } else {
+        uint64_t start = 0;
+        PyObject *draw = PyObject_GetAttr(lazy.ids, lazy.draw_name);
+        PyObject *random = draw == NULL ? NULL : PyObject_CallNoArgs(draw);
+        Py_XDECREF(draw);
+        if (random != NULL && read_u64(slot_at(trace, lazy.start_at), &start) == 0) {
+            uint64_t low;
+            if (read_u64(random, &low) == 0) {
+                /* (start millisecond << 80) | (random or 1): ids.new_trace_int */
+                PyObject *high = PyLong_FromUnsignedLongLong(start / 1000000ULL);
+                PyObject *shift = PyLong_FromLong(80);
+                PyObject *top = high && shift ? PyNumber_Lshift(high, shift) : NULL;
+                PyObject *bottom = PyLong_FromUnsignedLongLong(low ? low : 1);
+                result = top && bottom ? PyNumber_Or(top, bottom) : NULL;
+                Py_XDECREF(high);
+                Py_XDECREF(shift);
+                Py_XDECREF(top);
+                Py_XDECREF(bottom);
+            }
+        }
+        Py_XDECREF(random);
+        if (result != NULL) { /* what the slot's setter does: replace, release the old */
+            PyObject **slot = (PyObject **)((char *)trace + lazy.id_at);
+            PyObject *old = *slot;
+            *slot = Py_NewRef(result);
+            Py_XDECREF(old);
+        }
+    }
+    PyObject *error_type, *error_value, *error_tb;
+    PyErr_Fetch(&error_type, &error_value, &error_tb); /* release even on failure */
+    PyObject *released = PyObject_CallMethod(lock, "release", NULL);
+    Py_DECREF(lock);
+    Py_XDECREF(released);
+    if (released == NULL) {
+        Py_XDECREF(error_type);
+        Py_XDECREF(error_value);
+        Py_XDECREF(error_tb);
+        Py_XDECREF(result);
+        return NULL;
+    }
+    PyErr_Restore(error_type, error_value, error_tb);
+    return result;
+}
+
+const char trace_configure_doc[] =
+    "trace_configure(trace_type, context_module, ids_module) -> None\n\n"
+    "The Trace class (its _id and _start slots are read by offset), the module whose\n"
+    "_LAZY lock Trace.id draws lazy ids under, and spanline.core.ids (new_random64).";
+
+PyObject *trace_configure(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *type, *context, *ids;
+    if (!PyArg_ParseTuple(args, "O!OO:trace_configure", &PyType_Type, &type, &context, &ids)) {
+        return NULL;
+    }
+    Py_ssize_t id_at, start_at;
+    if (slot_offset(type, "_id", &id_at) < 0 || slot_offset(type, "_start", &start_at) < 0) {
+        return NULL;
+    }
+    PyObject *name = PyUnicode_InternFromString("new_random64");
+    PyObject *lock_name = PyUnicode_InternFromString("_LAZY");
+    if (name == NULL || lock_name == NULL) {
+        Py_XDECREF(name);
+        Py_XDECREF(lock_name);
+        return NULL;
+    }
+    /* previous values stay alive on purpose: another thread may be using them */
+    lazy.type = (PyTypeObject *)Py_NewRef(type);
+    lazy.id_at = id_at;
+    lazy.start_at = start_at;
+    lazy.context = Py_NewRef(context);
+    lazy.lock_name = lock_name;
+    lazy.ids = Py_NewRef(ids);
+    lazy.draw_name = name;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"trace_configure", trace_configure, METH_VARARGS, trace_configure_doc},
     {"otlp_configure", otlp_configure, METH_VARARGS, otlp_configure_doc},
     {"encode_spans", otlp_encode_spans, METH_VARARGS, otlp_encode_spans_doc},
     {"rows_configure", rows_configure, METH_VARARGS, rows_configure_doc},

@@ -198,6 +198,20 @@ done:
     return rc;
 }
 
+/* An exact int within int64 (what put_key_value writes without Python's help). */
+static int fits_int64(PyObject *value) {
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return !overflow;
+}
+
 static int put_attributes(Buf *b, PyObject *attributes) {
     if (attributes == NULL || attributes == Py_None) {
         return 0;
@@ -206,9 +220,26 @@ static int put_attributes(Buf *b, PyObject *attributes) {
         PyErr_SetString(PyExc_TypeError, "attributes are not a dict");
         return -1;
     }
-    /* A snapshot (as the Python encoder's list(items)): any_fn runs Python code,
-       which may change or replace the dict, and a running child span's thread may
-       still write to it. */
+    /* Plain values only (the common case): no Python code runs while the dict is
+       read, so no other thread can change it meanwhile -- read it in place. */
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    int plain = 1;
+    while (plain && PyDict_Next(attributes, &pos, &key, &value)) {
+        plain = PyUnicode_CheckExact(value) || PyBool_Check(value) ||
+                PyFloat_CheckExact(value) || fits_int64(value);
+    }
+    if (plain) {
+        pos = 0;
+        while (PyDict_Next(attributes, &pos, &key, &value)) {
+            if (put_key_value(b, 0x4a, key, value) < 0) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    /* Otherwise a snapshot (as the Python encoder's list(items)): any_fn runs Python
+       code, which may change or replace the dict, or let another thread do so. */
     PyObject *items = PyDict_Items(attributes);
     if (items == NULL) {
         return -1;
@@ -239,15 +270,11 @@ static PyObject *simple_trace_shared(PyObject *trace) {
         id == NULL || !PyLong_CheckExact(id)) {
         return NULL;
     }
-    Py_INCREF(id);
-    if (PyObject_Not(id)) { /* drawn on first read, under the context module's lock */
-        Py_DECREF(id);
-        id = PyObject_GetAttr(trace, state.id_name);
-        if (id == NULL || !PyLong_CheckExact(id)) {
-            Py_XDECREF(id);
-            PyErr_Clear();
-            return NULL;
-        }
+    id = trace_id_of(trace); /* draws a lazy id, as the Trace.id property would */
+    if (id == NULL || !PyLong_CheckExact(id)) {
+        Py_XDECREF(id);
+        PyErr_Clear();
+        return NULL;
     }
     uint64_t low = (uint64_t)PyLong_AsUnsignedLongLongMask(id);
     PyObject *high_obj = PyNumber_Rshift(id, state.sixty_four);
@@ -289,7 +316,12 @@ static PyObject *simple_trace_shared(PyObject *trace) {
     put_raw(&attr, "tr_", 3);
     put_b58(&attr, ms, 8);
     put_b58(&attr, low, 12);
-    return Py_BuildValue("(y#y#)", field.data, field.len, attr.data, attr.len);
+    PyObject *first = PyBytes_FromStringAndSize(field.data, field.len);
+    PyObject *second = first == NULL ? NULL : PyBytes_FromStringAndSize(attr.data, attr.len);
+    PyObject *pair = second == NULL ? NULL : PyTuple_Pack(2, first, second);
+    Py_XDECREF(first);
+    Py_XDECREF(second);
+    return pair;
 }
 
 /* (trace field, trace attributes) for the span's trace, cached per call. */

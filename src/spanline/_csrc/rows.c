@@ -244,22 +244,9 @@ static PyObject *buf_text(Buf *b, int non_ascii) {
 
 /* A trace's 128-bit id as (high, low), drawing a lazy id through the property. */
 static int trace_id_parts(PyObject *trace, uint64_t *high, uint64_t *low) {
-    PyObject *id = slot_at(trace, trace_id_at);
-    if (id == NULL || !PyLong_CheckExact(id)) {
+    PyObject *id = trace_id_of(trace); /* draws a lazy id, as Trace.id would */
+    if (id == NULL) {
         return -1;
-    }
-    Py_INCREF(id);
-    if (PyObject_Not(id)) {
-        Py_DECREF(id);
-        id = PyObject_GetAttr(trace, id_name);
-        if (id == NULL) {
-            return -1;
-        }
-        if (!PyLong_CheckExact(id)) {
-            Py_DECREF(id);
-            PyErr_SetString(PyExc_TypeError, "trace id is not an int");
-            return -1;
-        }
     }
     *low = (uint64_t)PyLong_AsUnsignedLongLongMask(id);
     PyObject *shift = PyLong_FromLong(64);

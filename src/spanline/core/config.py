@@ -54,7 +54,7 @@ class Settings:
 
     enabled: bool = True
     """Record spans.  When false, ids, frames, actor and trace strings still work."""
-    ring_size: int = 1000
+    ring_size: int = 100
     """How many completed root spans ``spanline.tracer.completed`` keeps."""
     payload_secret: str | None = None
     """When set, ``dump()`` signs job payloads and ``restore()`` rejects unsigned or
@@ -552,7 +552,7 @@ def otlp_options(
             env,
             ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"),
             _choice_of(_COMPRESSIONS),
-            "gzip",
+            "none",  # as in the OpenTelemetry SDKs: gzip costs the app CPU per span
         ),
         timeout_millis=_pick(
             timeout_millis,

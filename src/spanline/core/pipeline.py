@@ -51,7 +51,7 @@ class Pipeline:
 
     __slots__ = ("_counts", "_lock", "processors", "ring")
 
-    def __init__(self, ring_size: int = 1000) -> None:
+    def __init__(self, ring_size: int = 100) -> None:
         self.processors: tuple[SpanProcessor, ...] = ()
         self.ring: collections.deque[Span] = collections.deque(maxlen=ring_size)
         self._lock = threading.Lock()

@@ -33,6 +33,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _SCOPE_ROUTE = "spanline.route"
+_PAIRS = (tuple, list)  # what ASGI servers put in scope["server"] and scope["client"]
 # the request headers the middleware reads, by their raw (ASGI) name
 _WANTED = {name.encode(): name for name in ("traceparent", "tracestate", "baggage", "user-agent")}
 
@@ -41,6 +42,21 @@ def set_route(scope: Scope, route: str) -> None:
     """Report the matched route template for apps that do not set ``scope["route"]``."""
     if isinstance(route, str) and route:
         scope[_SCOPE_ROUTE] = route
+
+
+_NAMES: dict[tuple[str, str], str] = {}
+_NAMES_MAX = 1024
+
+
+def _span_name(method: str, route: str) -> str:
+    """``METHOD route``, built once per pair (routes are templates: few pairs)."""
+    key = (method, route)
+    name = _NAMES.get(key)
+    if name is None:
+        if len(_NAMES) >= _NAMES_MAX:
+            _NAMES.clear()
+        name = _NAMES[key] = f"{method} {route}"
+    return name
 
 
 def _route_of(scope: Scope) -> str | None:
@@ -104,7 +120,7 @@ class SpanlineASGIMiddleware:
                     route = _route_of(scope)
                     if route:
                         attributes["http.route"] = route
-                        span.update_name(f"{method} {route}")
+                        span.update_name(_span_name(method, route))
         finally:
             if token is not None:
                 with contextlib.suppress(ValueError):  # the app switched contexts
@@ -120,12 +136,12 @@ class SpanlineASGIMiddleware:
             "url.scheme": str(scope.get("scheme") or "http"),
         }
         server = scope.get("server")
-        if isinstance(server, list | tuple) and len(server) == 2:
+        if isinstance(server, _PAIRS) and len(server) == 2:
             attributes["server.address"] = str(server[0])
             if type(server[1]) is int:
                 attributes["server.port"] = server[1]
         client = scope.get("client")
-        if isinstance(client, list | tuple) and client:
+        if isinstance(client, _PAIRS) and client:
             attributes["client.address"] = str(client[0])
         agent = carrier.get("user-agent")
         if agent and agent[0]:

@@ -1,0 +1,115 @@
+"""ASGI tracing cost in CPU instructions: the same server as ``bench_asgi.py``, run
+under valgrind's callgrind, which counts instructions rather than time -- repeatable
+on a noisy machine, where throughput ratios drift by +-10% between rounds.
+
+Run:  python bench/bench_asgi_instructions.py        (needs valgrind; about 2 minutes)
+
+For each configuration (``untraced``, ``traced``: middleware + batch processor + OTLP
+exporter to a discarding receiver) the server runs under callgrind twice, serving
+N1 and then N2 sequential requests from a plain ``http.client`` connection; the
+difference of the two totals divided by N2 - N1 is the instructions one request
+costs, start-up and shutdown cancelled out.  Instructions are not time (cache misses
+and GIL hand-offs cost time too), so read this beside ``bench_asgi.py``'s throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _requests(port: int, count: int) -> None:
+    for _ in range(1200):  # the server starts slowly under valgrind
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("GET", "/")
+            conn.getresponse().read()
+            break
+        except OSError:
+            time.sleep(0.25)
+    else:
+        raise RuntimeError("the server did not start")
+    for _ in range(count - 1):
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"unexpected status {response.status}")
+
+
+def instructions(valgrind: str, mode: str, count: int, endpoint: str, folder: Path) -> int:
+    """Total instructions of a server process that served ``count`` requests."""
+    out_file = folder / f"callgrind.{mode}.{count}"
+    server = subprocess.Popen(
+        [
+            valgrind,
+            "--tool=callgrind",
+            f"--callgrind-out-file={out_file}",
+            sys.executable,
+            str(HERE / "bench_asgi.py"),
+            "--serve",
+            mode,
+            "--endpoint",
+            endpoint,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=HERE,
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        _requests(port, count)
+    finally:
+        server.terminate()
+        server.wait(300)
+    text = out_file.read_text(errors="replace")
+    found = re.search(r"^totals:\s*(\d+)", text, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no totals in {out_file}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n1", type=int, default=300)
+    parser.add_argument("--n2", type=int, default=1300)
+    args = parser.parse_args()
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        sys.exit("needs valgrind (apt install valgrind)")
+    from bench_otlp import RECEIVER  # the same discarding receiver
+
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert receiver.stdout is not None
+        endpoint = f"http://127.0.0.1:{int(receiver.stdout.readline())}/v1/traces"
+        per_request: dict[str, float] = {}
+        with tempfile.TemporaryDirectory() as folder:
+            for mode in ("untraced", "traced"):
+                low = instructions(valgrind, mode, args.n1, endpoint, Path(folder))
+                high = instructions(valgrind, mode, args.n2, endpoint, Path(folder))
+                per_request[mode] = (high - low) / (args.n2 - args.n1)
+                print(f"{mode:9s} {per_request[mode]:10,.0f} instructions per request")
+        extra = per_request["traced"] / per_request["untraced"] - 1
+        ratio = per_request["untraced"] / per_request["traced"]
+        print(
+            f"traced costs {extra:.1%} more instructions per request (untraced/traced {ratio:.1%})"
+        )
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+
+
+if __name__ == "__main__":
+    main()
