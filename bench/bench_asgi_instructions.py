@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import callgrind
 
 HERE = Path(__file__).resolve().parent
 
@@ -46,14 +46,12 @@ def _requests(port: int, count: int) -> None:
             raise RuntimeError(f"unexpected status {response.status}")
 
 
-def instructions(valgrind: str, mode: str, count: int, endpoint: str, folder: Path) -> int:
+def instructions(mode: str, count: int, endpoint: str, folder: Path) -> int:
     """Total instructions of a server process that served ``count`` requests."""
     out_file = folder / f"callgrind.{mode}.{count}"
     server = subprocess.Popen(
         [
-            valgrind,
-            "--tool=callgrind",
-            f"--callgrind-out-file={out_file}",
+            *callgrind.command(out_file),
             sys.executable,
             str(HERE / "bench_asgi.py"),
             "--serve",
@@ -73,11 +71,7 @@ def instructions(valgrind: str, mode: str, count: int, endpoint: str, folder: Pa
     finally:
         server.terminate()
         server.wait(300)
-    text = out_file.read_text(errors="replace")
-    found = re.search(r"^totals:\s*(\d+)", text, re.MULTILINE)
-    if found is None:
-        raise RuntimeError(f"no totals in {out_file}")
-    return int(found.group(1))
+    return callgrind.total(out_file)
 
 
 def main() -> None:
@@ -85,30 +79,19 @@ def main() -> None:
     parser.add_argument("--n1", type=int, default=300)
     parser.add_argument("--n2", type=int, default=1300)
     args = parser.parse_args()
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        sys.exit("needs valgrind (apt install valgrind)")
-    from bench_otlp import RECEIVER  # the same discarding receiver
-
-    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
-    try:
-        assert receiver.stdout is not None
-        endpoint = f"http://127.0.0.1:{int(receiver.stdout.readline())}/v1/traces"
+    callgrind.valgrind()
+    with callgrind.receiver() as endpoint, tempfile.TemporaryDirectory() as folder:
         per_request: dict[str, float] = {}
-        with tempfile.TemporaryDirectory() as folder:
-            for mode in ("untraced", "traced"):
-                low = instructions(valgrind, mode, args.n1, endpoint, Path(folder))
-                high = instructions(valgrind, mode, args.n2, endpoint, Path(folder))
-                per_request[mode] = (high - low) / (args.n2 - args.n1)
-                print(f"{mode:9s} {per_request[mode]:10,.0f} instructions per request")
+        for mode in ("untraced", "traced"):
+            low = instructions(mode, args.n1, endpoint, Path(folder))
+            high = instructions(mode, args.n2, endpoint, Path(folder))
+            per_request[mode] = (high - low) / (args.n2 - args.n1)
+            print(f"{mode:9s} {per_request[mode]:10,.0f} instructions per request")
         extra = per_request["traced"] / per_request["untraced"] - 1
         ratio = per_request["untraced"] / per_request["traced"]
         print(
             f"traced costs {extra:.1%} more instructions per request (untraced/traced {ratio:.1%})"
         )
-    finally:
-        receiver.terminate()
-        receiver.wait(10)
 
 
 if __name__ == "__main__":

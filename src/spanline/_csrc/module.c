@@ -96,6 +96,7 @@ static struct {
     PyObject *context;    /* spanline.core.context: _LAZY is read on every draw, since
                              a forked child replaces it */
     PyObject *lock_name;  /* "_LAZY" */
+    PyObject *acquire, *release; /* method names, interned */
     PyObject *ids;        /* spanline.core.ids: new_random64 is read on every draw */
     PyObject *draw_name;  /* "new_random64" */
 } lazy;
@@ -111,7 +112,7 @@ PyObject *trace_id_of(PyObject *trace) {
     }
     /* as Trace.id: the first reader draws, under the lock, so all readers agree */
     PyObject *lock = PyObject_GetAttr(lazy.context, lazy.lock_name);
-    PyObject *held = lock == NULL ? NULL : PyObject_CallMethod(lock, "acquire", NULL);
+    PyObject *held = lock == NULL ? NULL : PyObject_CallMethodNoArgs(lock, lazy.acquire);
     if (held == NULL) {
         Py_XDECREF(lock);
         return NULL;
@@ -151,7 +152,7 @@ PyObject *trace_id_of(PyObject *trace) {
     }
     PyObject *error_type, *error_value, *error_tb;
     PyErr_Fetch(&error_type, &error_value, &error_tb); /* release even on failure */
-    PyObject *released = PyObject_CallMethod(lock, "release", NULL);
+    PyObject *released = PyObject_CallMethodNoArgs(lock, lazy.release);
     Py_DECREF(lock);
     Py_XDECREF(released);
     if (released == NULL) {
@@ -182,9 +183,13 @@ PyObject *trace_configure(PyObject *self, PyObject *args) {
     }
     PyObject *name = PyUnicode_InternFromString("new_random64");
     PyObject *lock_name = PyUnicode_InternFromString("_LAZY");
-    if (name == NULL || lock_name == NULL) {
+    PyObject *acquire = PyUnicode_InternFromString("acquire");
+    PyObject *release = PyUnicode_InternFromString("release");
+    if (name == NULL || lock_name == NULL || acquire == NULL || release == NULL) {
         Py_XDECREF(name);
         Py_XDECREF(lock_name);
+        Py_XDECREF(acquire);
+        Py_XDECREF(release);
         return NULL;
     }
     /* previous values stay alive on purpose: another thread may be using them */
@@ -193,6 +198,8 @@ PyObject *trace_configure(PyObject *self, PyObject *args) {
     lazy.start_at = start_at;
     lazy.context = Py_NewRef(context);
     lazy.lock_name = lock_name;
+    lazy.acquire = acquire;
+    lazy.release = release;
     lazy.ids = Py_NewRef(ids);
     lazy.draw_name = name;
     Py_RETURN_NONE;
