@@ -165,3 +165,49 @@ def test_a_request_starts_its_own_trace_even_inside_one(spanline_capture: Captur
     assert second.trace_id not in {outer.trace_id, first.trace_id}
     assert first.attributes["user_agent.original"] == "probe/1"  # any header case
     assert [m["type"] for m in sent].count("http.response.start") == 2
+
+
+def test_with_recording_off_a_request_still_has_one_trace(spanline_capture: Capture) -> None:
+    # Ids and the audit chain work with recording off: two operations in one request
+    # share its trace id even though no span is recorded.
+    seen: list[str | None] = []
+
+    async def handler(request: Request) -> PlainTextResponse:
+        @spanline.operation
+        def first() -> None:
+            seen.append(spanline.trace_id())
+
+        @spanline.operation
+        def second() -> None:
+            seen.append(spanline.trace_id())
+
+        first()
+        second()
+        return PlainTextResponse("ok")
+
+    app = SpanlineASGIMiddleware(Starlette(routes=[Route("/", handler)]))
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "headers": [(bytearray(b"user-agent"), b"probe/1")],  # any bytes-like name
+    }
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        pass
+
+    spanline.configure(enabled=False)
+    try:
+        asyncio.run(app(dict(scope), receive, send))
+    finally:
+        spanline.configure(enabled=True)
+    assert seen[0] is not None
+    assert seen[0] == seen[1]
+    assert spanline_capture.spans == []

@@ -576,4 +576,9 @@ def test_force_flush_reaches_the_exporter_within_the_deadline(
     assert not made[2].force_flush(300)  # an exporter that ignores its timeout
     assert time.monotonic() - started < 2
     assert made[2].stats()["flush_errors"] == 1
+    threads = threading.active_count()
+    for _ in range(10):  # while it still hangs, later flushes start no more threads
+        assert not made[2].force_flush(20)
+    assert threading.active_count() <= threads
+    assert len(hanging.flush_calls) == 1
     hanging.release.set()

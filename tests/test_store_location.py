@@ -93,3 +93,29 @@ def test_configure_store_and_the_store_exporter(
     finally:
         monkeypatch.delenv("SPANLINE_STORE", raising=False)
         reset_all()
+
+
+def test_import_with_spanline_store_set(tmp_path: Path) -> None:
+    # the store setting is checked while the configuration loads: with the variable
+    # set, import must work (a bad value warns and keeps the default)
+    import os
+    import subprocess
+    import sys
+
+    code = "import spanline, spanline.store; print(spanline.store.resolve_store().target)"
+    for value, expected in ((str(tmp_path / "t.db"), str(tmp_path / "t.db")), ("mysql://x", "")):
+        env = {**os.environ, "SPANLINE_STORE": value}
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if expected:
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.strip() == expected
+        else:  # the bad value is named when something resolves the store
+            assert "SPANLINE_STORE='mysql://x'" in done.stderr
+            assert "'mysql' stores are not supported" in done.stderr

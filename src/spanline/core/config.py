@@ -257,17 +257,17 @@ def _check_propagators(name: str, value: object) -> tuple[str, ...]:
 
 
 def _check_store(name: str, value: object) -> str:
-    """A store location, checked now (the store layer parses it; nothing connects)."""
+    """A store location, checked now (parsed only; nothing connects)."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{name} must be a SQLite file path or a postgresql:// URL")
-    from spanline.store.location import StoreConfigError, resolve_store
+    from spanline.core.location import StoreConfigError, parse_location
 
     try:
-        resolve_store(value.strip())
+        parse_location(name, value.strip())
     except StoreConfigError as error:
-        raise ConfigError(f"{name}: {error}") from None
+        raise ConfigError(str(error)) from None
     return value.strip()
 
 

@@ -98,6 +98,7 @@ class BatchSpanProcessor:
         self._lock = threading.Lock()
         self._flush_waiters: list[threading.Event] = []
         self._in_flight: threading.Thread | None = None
+        self._flushing: threading.Thread | None = None  # an exporter flush that overran
         self._stopping = False
         self._stopped = False
         self._abandoned = False
@@ -274,6 +275,11 @@ class BatchSpanProcessor:
         # then whatever the exporter buffers itself, within what is left of the
         # deadline (on a helper thread: an exporter that ignores its timeout must not
         # hold the caller)
+        previous = self._flushing
+        if previous is not None:  # an earlier exporter flush overran: one at a time
+            previous.join(max(0.0, deadline - time.monotonic()))
+            if previous.is_alive():
+                return False
         left_ms = max(0, int((deadline - time.monotonic()) * 1000))
         outcome: list[object] = []
 
@@ -286,6 +292,7 @@ class BatchSpanProcessor:
         thread = threading.Thread(target=call, name="spanline-flush", daemon=True)
         thread.start()
         thread.join(max(0.0, deadline - time.monotonic()) + 0.05)
+        self._flushing = thread if thread.is_alive() else None
         result = outcome[0] if outcome else None
         if isinstance(result, Exception) or result is None:
             with self._lock:

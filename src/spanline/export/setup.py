@@ -53,9 +53,15 @@ def install(names: Sequence[str], store: str | None = None) -> list[BatchSpanPro
     with _lock:
         if [n for n, _ in _installed] == wanted:
             return [p for _, p in _installed]
-        built = [
-            (key, BatchSpanProcessor(_exporter(key.split(":", 1)[0], store))) for key in wanted
-        ]
+        built: list[tuple[str, BatchSpanProcessor]] = []
+        try:
+            for key in wanted:
+                exporter = _exporter(key.split(":", 1)[0], store)
+                built.append((key, BatchSpanProcessor(exporter)))
+        except BaseException:
+            for _, processor in built:  # a later one failed: stop the workers started
+                processor.shutdown(timeout_millis=1000)
+            raise
         old = list(_installed)
         _installed[:] = built
     for _, processor in old:

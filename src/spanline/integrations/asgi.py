@@ -20,6 +20,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from spanline.core import config
 from spanline.core.context import current
 from spanline.core.span import SpanKind, StatusCode, span_with_attributes
 from spanline.propagation.carrier import incoming_node
@@ -89,7 +90,7 @@ class SpanlineASGIMiddleware:
         # names are lower-case bytes; anything else is lowered to be safe).
         carrier: dict[str, list[str]] = {}
         for key, value in scope.get("headers") or ():
-            name = _WANTED.get(key) or _WANTED.get(key.lower())
+            name = _WANTED.get(bytes(key)) or _WANTED.get(bytes(key).lower())
             if name is not None:
                 carrier.setdefault(name, []).append(value.decode("latin-1"))
         attributes = self._attributes(scope, method, carrier)
@@ -98,8 +99,10 @@ class SpanlineASGIMiddleware:
         token = None
         if "traceparent" in carrier or (self.trust_actor and "baggage" in carrier):
             token = current.set(incoming_node(carrier, trust_actor=self.trust_actor))
-        elif current.get() is not None:
-            # a request starts its own trace even when the server runs inside one
+        elif current.get() is not None or not config.settings.enabled:
+            # a request starts its own trace even when the server runs inside one; and
+            # with recording off the span below is a no-op that starts nothing, so the
+            # request's trace (its ids, its actor, the audit chain) needs its root
             token = current.set(incoming_node({}))
         # else: the span below starts a new trace by itself (cheaper than a root node)
         try:

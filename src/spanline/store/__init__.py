@@ -21,16 +21,16 @@ Importing this package needs nothing beyond the standard library; PostgreSQL nee
 
 from __future__ import annotations
 
-from spanline.store.backend import StoreError
-from spanline.store.convert import row_from_span, rows_from_spans
-from spanline.store.exporter import StoreExporter
-from spanline.store.location import (
+from spanline.core.location import (
     DEFAULT_STORE,
     ENVIRONMENT_VARIABLE,
     StoreConfigError,
     StoreLocation,
     resolve_store,
 )
+from spanline.store.backend import StoreError
+from spanline.store.convert import row_from_span, rows_from_spans
+from spanline.store.exporter import StoreExporter
 from spanline.store.otlp import OtlpRows, rows_from_otlp
 from spanline.store.query import Changes, OperationStats, Page, Store, TraceSummary, open
 from spanline.store.retention import Retention

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from spanline.store.location import StoreLocation
+from spanline.core.location import StoreLocation
 from spanline.store.row import RowValues
 
 __all__ = ["Backend", "StoreError", "open_backend"]

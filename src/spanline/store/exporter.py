@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from spanline.core import config
+from spanline.core.location import StoreLocation
 from spanline.export.exporter import ExportResult
-from spanline.store.location import StoreLocation
 from spanline.store.retention import Retention
 from spanline.store.writer import StoreWriter
 

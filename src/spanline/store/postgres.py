@@ -21,8 +21,8 @@ from typing import Any
 import psycopg
 
 from spanline._version import __version__
+from spanline.core.location import StoreLocation
 from spanline.store.backend import StoreError
-from spanline.store.location import StoreLocation
 from spanline.store.retention import delete_oldest_step
 from spanline.store.row import COLUMNS, RowValues
 from spanline.store.schema import META_TABLE_SQL, MIGRATIONS, SCHEMA_VERSION, SchemaTooNewError

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from spanline.core.location import StoreLocation, resolve_store
 from spanline.store import filters
 from spanline.store.backend import Backend, StoreError, open_backend
-from spanline.store.location import StoreLocation, resolve_store
 from spanline.store.row import COLUMNS, SpanRow
 from spanline.store.tree import TreeNode, build_tree
 

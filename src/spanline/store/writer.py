@@ -40,9 +40,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from spanline._log import report
+from spanline.core.location import StoreLocation, resolve_store
 from spanline.store.backend import Backend, open_backend
 from spanline.store.convert import row_tuples
-from spanline.store.location import StoreLocation, resolve_store
 from spanline.store.retention import Retention
 from spanline.store.row import RowValues, SpanRow
 

@@ -1,7 +1,9 @@
-"""Where the store lives: a SQLite file (the default) or a PostgreSQL database.
+"""Where the recording store lives: a SQLite file (the default) or a PostgreSQL
+database.  (In the core, with no import of the store layer, because the ``store``
+setting is checked with it when the configuration loads.)
 
-Resolved like every spanline setting -- argument, then ``SPANLINE_STORE``, then the
-default ``./spanline.db`` -- and checked here, so a bad value is a
+Resolved like every spanline setting -- argument, then ``configure(store=...)``, then
+``SPANLINE_STORE``, then the default ``./spanline.db`` -- and checked here, so a bad value is a
 :class:`StoreConfigError` that names the culprit and says what is accepted:
 
 * a path (``./spanline.db``, ``/var/lib/app/traces.db``) or ``sqlite:///path``:
@@ -20,13 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from spanline.core.config import configured_store
-
 __all__ = [
     "DEFAULT_STORE",
     "ENVIRONMENT_VARIABLE",
     "StoreConfigError",
     "StoreLocation",
+    "parse_location",
     "resolve_store",
 ]
 
@@ -77,7 +78,12 @@ def resolve_store(
     if isinstance(store, StoreLocation):
         return store if schema is None else _with_schema(store, schema, "schema")
     env = os.environ if environ is None else environ
-    configured = configured_store() if environ is None else None
+    configured = None
+    if store is None and environ is None:
+        # imported here: config checks store locations with this module while it loads
+        from spanline.core.config import configured_store
+
+        configured = configured_store()
     if store is not None:
         origin = "store"
         raw: object = store
@@ -94,11 +100,13 @@ def resolve_store(
             f"{origin}={raw!r} is not a store location; use a SQLite file path "
             "or a postgresql:// URL"
         )
-    location = _parse(origin, raw.strip())
+    location = parse_location(origin, raw.strip())
     return location if schema is None else _with_schema(location, schema, "schema")
 
 
-def _parse(origin: str, text: str) -> StoreLocation:
+def parse_location(origin: str, text: str) -> StoreLocation:
+    """``text`` as a store location; a :class:`StoreConfigError` names ``origin``
+    (the argument or variable the text came from) and what is accepted."""
     lowered = text.lower()
     if lowered.startswith(_POSTGRES):
         return _parse_postgres(origin, text)
