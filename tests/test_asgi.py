@@ -131,23 +131,25 @@ def test_concurrent_requests_keep_their_own_traces(server: str, spanline_capture
     assert bodies == {s.trace_id for s in spans}  # the endpoint saw its own trace
 
 
-def test_a_request_starts_its_own_trace_even_inside_one(spanline_capture: Capture) -> None:
-    # A server started inside a span (an embedded test server, say): requests without
-    # a traceparent must still be new traces, not children of the server's span.
-    # Driven in-process: the ASGI interface is just calls, no network needed.
-    app = SpanlineASGIMiddleware(Starlette(routes=[Route("/orders/{id}", order)]))
-    scope = {
+def _scope(path: str, headers: list[tuple[bytes | bytearray, bytes]]) -> dict[str, object]:
+    """An HTTP scope as a server would pass it, for driving the middleware in-process
+    (the ASGI interface is just calls: no network needed)."""
+    return {
         "type": "http",
         "method": "GET",
-        "path": "/orders/3",
-        "raw_path": b"/orders/3",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "scheme": "http",
-        "headers": [(b"host", b"x"), (b"User-Agent", b"probe/1")],
+        "headers": headers,
         "server": ("127.0.0.1", 80),
         "client": ("127.0.0.1", 5000),
     }
+
+
+def _call(app: SpanlineASGIMiddleware, scope: dict[str, object]) -> list[dict[str, object]]:
+    """One request through ``app``; returns the messages it sent."""
     sent: list[dict[str, object]] = []
 
     async def receive() -> dict[str, object]:
@@ -156,9 +158,18 @@ def test_a_request_starts_its_own_trace_even_inside_one(spanline_capture: Captur
     async def send(message: dict[str, object]) -> None:
         sent.append(message)
 
+    asyncio.run(app(dict(scope), receive, send))  # type: ignore[arg-type]
+    return sent
+
+
+def test_a_request_starts_its_own_trace_even_inside_one(spanline_capture: Capture) -> None:
+    # A server started inside a span (an embedded test server, say): requests without
+    # a traceparent must still be new traces, not children of the server's span.
+    app = SpanlineASGIMiddleware(Starlette(routes=[Route("/orders/{id}", order)]))
+    scope = _scope("/orders/3", [(b"host", b"x"), (b"User-Agent", b"probe/1")])
     with spanline.span("server lifetime") as outer:
-        asyncio.run(app(dict(scope), receive, send))
-    asyncio.run(app(dict(scope), receive, send))
+        sent = _call(app, scope)
+    sent += _call(app, scope)
     first, second = (s for s in spanline_capture.spans if s.kind == SpanKind.SERVER)
     assert first.parent is None
     assert first.trace_id != outer.trace_id
@@ -186,26 +197,10 @@ def test_with_recording_off_a_request_still_has_one_trace(spanline_capture: Capt
         return PlainTextResponse("ok")
 
     app = SpanlineASGIMiddleware(Starlette(routes=[Route("/", handler)]))
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "scheme": "http",
-        "headers": [(bytearray(b"user-agent"), b"probe/1")],  # any bytes-like name
-    }
-
-    async def receive() -> dict[str, object]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, object]) -> None:
-        pass
-
+    scope = _scope("/", [(bytearray(b"user-agent"), b"probe/1")])  # any bytes-like name
     spanline.configure(enabled=False)
     try:
-        asyncio.run(app(dict(scope), receive, send))
+        _call(app, scope)
     finally:
         spanline.configure(enabled=True)
     assert seen[0] is not None
