@@ -89,6 +89,8 @@ int span_layout_init(SpanLayout *layout, PyObject *span_type);
    Trace.id property does -- under the same lock, from ids.new_random64 -- without
    the property call; NULL with an exception on failure.  trace_configure() first. */
 PyObject *trace_id_of(PyObject *trace);
+/* The same id as its high and low 64 bits (-1 and an exception on failure). */
+int trace_id_split(PyObject *trace, uint64_t *high, uint64_t *low);
 
 /* Module-level functions, defined in otlp.c and rows.c. */
 PyObject *otlp_configure(PyObject *self, PyObject *args);

@@ -166,6 +166,24 @@ PyObject *trace_id_of(PyObject *trace) {
     return result;
 }
 
+int trace_id_split(PyObject *trace, uint64_t *high, uint64_t *low) {
+    PyObject *id = trace_id_of(trace);
+    if (id == NULL) {
+        return -1;
+    }
+    *low = (uint64_t)PyLong_AsUnsignedLongLongMask(id);
+    PyObject *shift = PyLong_FromLong(64);
+    PyObject *top = shift == NULL ? NULL : PyNumber_Rshift(id, shift);
+    Py_XDECREF(shift);
+    Py_DECREF(id);
+    if (top == NULL) {
+        return -1;
+    }
+    int rc = read_u64(top, high);
+    Py_DECREF(top);
+    return rc;
+}
+
 const char trace_configure_doc[] =
     "trace_configure(trace_type, context_module, ids_module) -> None\n\n"
     "The Trace class (its _id and _start slots are read by offset), the module whose\n"

@@ -37,8 +37,6 @@ typedef struct {
     PyObject *id_field_prefix; /* bytes: the spanline.id KeyValue up to the id's text */
     PyObject *any_fn;
     PyObject *sid_name;   /* "sid": the span id attribute of a parent that is no Span */
-    PyObject *id_name;    /* "id": a trace's id property (draws a lazy id) */
-    PyObject *sixty_four; /* 64, to shift a 128-bit trace id */
 } State;
 
 static State state;
@@ -270,26 +268,12 @@ static PyObject *simple_trace_shared(PyObject *trace) {
         id == NULL || !PyLong_CheckExact(id)) {
         return NULL;
     }
-    id = trace_id_of(trace); /* draws a lazy id, as the Trace.id property would */
-    if (id == NULL || !PyLong_CheckExact(id)) {
-        Py_XDECREF(id);
+    uint64_t high, low; /* drawing a lazy id as the Trace.id property would */
+    if (trace_id_split(trace, &high, &low) < 0) {
         PyErr_Clear();
         return NULL;
     }
-    uint64_t low = (uint64_t)PyLong_AsUnsignedLongLongMask(id);
-    PyObject *high_obj = PyNumber_Rshift(id, state.sixty_four);
-    Py_DECREF(id);
-    if (high_obj == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    unsigned long long high = PyLong_AsUnsignedLongLong(high_obj);
-    Py_DECREF(high_obj);
-    if (high == (unsigned long long)-1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return NULL;
-    }
-    uint64_t ms = (uint64_t)high >> 16;
+    uint64_t ms = high >> 16;
     if ((high & 0xFFFF) != 0 || ms == 0 || ms >= MAX_MS || low == 0) {
         return NULL; /* not of the tr_ shape: Python renders the hex form */
     }
@@ -297,7 +281,7 @@ static PyObject *simple_trace_shared(PyObject *trace) {
     Buf field = {field_data, 0, sizeof(field_data)};
     put_byte(&field, 0x0a);
     put_byte(&field, 0x10);
-    put_be64(&field, (uint64_t)high);
+    put_be64(&field, high);
     put_be64(&field, low);
     /* KeyValue{"spanline.trace_id": "tr_" + 8 + 12 base58 digits}, as a Span field */
     static const char key[] = "spanline.trace_id";
@@ -642,13 +626,8 @@ PyObject *otlp_configure(PyObject *self, PyObject *args) {
         }
     }
     PyObject *sid_name = PyUnicode_InternFromString("sid");
-    PyObject *id_name = PyUnicode_InternFromString("id");
-    PyObject *sixty_four = PyLong_FromLong(64);
-    if (sid_name == NULL || id_name == NULL || sixty_four == NULL ||
-        span_layout_init(&span, span_type) < 0) {
+    if (sid_name == NULL || span_layout_init(&span, span_type) < 0) {
         Py_XDECREF(sid_name);
-        Py_XDECREF(id_name);
-        Py_XDECREF(sixty_four);
         return NULL;
     }
     /* The previous values are kept alive on purpose (a reconfiguration is rare, and
@@ -660,8 +639,6 @@ PyObject *otlp_configure(PyObject *self, PyObject *args) {
     state.id_field_prefix = Py_NewRef(id_field_prefix);
     state.any_fn = Py_NewRef(any_fn);
     state.sid_name = sid_name;
-    state.id_name = id_name;
-    state.sixty_four = sixty_four;
     memcpy(state.span.offsets, span.offsets, sizeof(span.offsets));
     memcpy(state.trace_offsets, trace_offsets, sizeof(trace_offsets));
     Py_RETURN_NONE;

@@ -242,25 +242,6 @@ static PyObject *buf_text(Buf *b, int non_ascii) {
                      : ascii_text(b->data, b->len);
 }
 
-/* A trace's 128-bit id as (high, low), drawing a lazy id through the property. */
-static int trace_id_parts(PyObject *trace, uint64_t *high, uint64_t *low) {
-    PyObject *id = trace_id_of(trace); /* draws a lazy id, as Trace.id would */
-    if (id == NULL) {
-        return -1;
-    }
-    *low = (uint64_t)PyLong_AsUnsignedLongLongMask(id);
-    PyObject *shift = PyLong_FromLong(64);
-    PyObject *top = shift == NULL ? NULL : PyNumber_Rshift(id, shift);
-    Py_XDECREF(shift);
-    Py_DECREF(id);
-    if (top == NULL) {
-        return -1;
-    }
-    int rc = read_u64(top, high);
-    Py_DECREF(top);
-    return rc;
-}
-
 /* The actor frame's JSON: {"type":"actor","actor_type":TYPE, other keys...}. */
 static PyObject *actor_frame_json(Buf *b, PyObject *actor, PyObject *actor_type) {
     b->len = 0;
@@ -320,7 +301,7 @@ static PyObject *trace_info_c(Job *job, PyObject *trace) {
         return NULL;
     }
     uint64_t high, low;
-    if (trace_id_parts(trace, &high, &low) < 0) {
+    if (trace_id_split(trace, &high, &low) < 0) {
         PyErr_Clear();
         return NULL;
     }
