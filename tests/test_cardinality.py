@@ -180,3 +180,25 @@ def test_memory_is_bounded_and_a_failing_check_never_raises(
 
     assert guard.check(object()) == (False, False)  # type: ignore[arg-type]
     assert any("cardinality check failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_batch_counts_every_span_and_names_each_pattern_once(
+    spanline_capture: Capture, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="spanline")
+    guard = CardinalityGuard()
+    batch: list[object] = [spanline.Span("GET /orders/12345") for _ in range(3)]
+    batch.append(spanline.Span("GET /orders/{id}"))
+    batch.append(object())  # a broken entry is reported and skipped, not fatal
+    batch.append(
+        spanline.Span("process Order", kind=SpanKind.CONSUMER, attributes={"order.id": "7"})
+    )
+    batch.append(
+        spanline.Span("send Order", attributes={"messaging.system": "x", "customer_id": "9"})
+    )
+    assert guard.check_batch(batch) == (3, 2)  # type: ignore[arg-type]
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("looks like it contains an id" in m for m in messages) == 1
+    assert sum("carries attribute" in m for m in messages) == 2
+    assert any("cardinality check failed" in m for m in messages)
+    assert guard.check_batch([]) == (0, 0)

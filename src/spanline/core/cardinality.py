@@ -15,8 +15,8 @@ events.  The OpenTelemetry ``messaging.*`` names (``messaging.message.id`` is
 conventional) and spanline's own ``spanline.*`` names are left alone.
 
 **Threading.**  The guard is never called on the application thread: the batch
-processor calls :meth:`CardinalityGuard.check` from its worker thread, once per span
-before export.  Each pattern is reported once (through :func:`spanline._log.report`,
+processor calls :meth:`CardinalityGuard.check_batch` from its worker thread, once per
+batch before export.  Each pattern is reported once (through :func:`spanline._log.report`,
 level WARNING); at most :data:`MAX_KEYS` patterns are remembered, after which new
 patterns are counted but no longer named.  ``configure(cardinality_warnings=False)``
 or ``SPANLINE_CARDINALITY_WARNINGS=false`` turns the guard off.
@@ -27,6 +27,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterable
+from typing import Any
 
 from spanline._log import report
 from spanline.core import config
@@ -115,23 +117,43 @@ class CardinalityGuard:
         """Whether ``span``'s name, and whether its attribute keys (messaging spans
         only), look high-cardinality; the first sighting of each pattern is reported.
         ``(False, False)`` when ``cardinality_warnings`` is off.  Never raises."""
-        if not config.settings.cardinality_warnings:
-            return False, False
-        try:
-            return self._check(span)
-        except Exception as error:  # noqa: BLE001 - tracing never breaks the app
-            report(
-                "cardinality-failed",
-                "spanline: cardinality check failed: %r",
-                error,
-                exc_info=error,
-            )
-            return False, False
+        names, keys = self.check_batch((span,))
+        return bool(names), bool(keys)
 
-    def _check(self, span: Span) -> tuple[bool, bool]:
-        name = span.name
+    def check_batch(self, spans: Iterable[Span]) -> tuple[int, int]:
+        """:meth:`check` for many spans: how many have a high-cardinality name, and
+        how many (messaging spans) high-cardinality attribute keys.  A name is
+        looked at once per call (a batch repeats few names).  Never raises."""
+        if not config.settings.cardinality_warnings:
+            return 0, 0
+        names = keys = 0
+        verdicts: dict[str, bool] = {}
+        for span in spans:
+            try:
+                name = span.name
+                flagged = verdicts.get(name)
+                if flagged is None:
+                    flagged = verdicts[name] = self._name_flagged(name)
+                names += flagged
+                attributes = span._attributes
+                if attributes and (
+                    span.kind in _MESSAGING_KINDS or "messaging.system" in attributes
+                ):
+                    keys += self._keys_flagged(name, attributes)
+            except Exception as error:  # noqa: BLE001 - tracing never breaks the app
+                report(
+                    "cardinality-failed",
+                    "spanline: cardinality check failed: %r",
+                    error,
+                    exc_info=error,
+                )
+        return names, keys
+
+    def _name_flagged(self, name: str) -> bool:
         pattern = name_pattern(name)
-        if pattern is not None and self._first(f"name:{pattern}"):
+        if pattern is None:
+            return False
+        if self._first(f"name:{pattern}"):
             report(
                 f"cardinality:name:{pattern}",
                 "spanline: span name %r looks like it contains an id (high cardinality: one "
@@ -141,26 +163,27 @@ class CardinalityGuard:
                 pattern,
                 level=logging.WARNING,
             )
-        attributes = getattr(span, "_attributes", None)
-        flagged_key = False
-        if attributes and (span.kind in _MESSAGING_KINDS or "messaging.system" in attributes):
-            for key in list(attributes):
-                key_pattern = id_key(key) if isinstance(key, str) else None
-                if key_pattern is None:
-                    continue
-                flagged_key = True
-                if self._first(f"attribute:{key_pattern}"):
-                    report(
-                        f"cardinality:attribute:{key_pattern}",
-                        "spanline: messaging span %r carries attribute %r, which looks like "
-                        "an id (high cardinality); keep message span attributes "
-                        "low-cardinality and put ids in baggage or a log event "
-                        "(SPANLINE_CARDINALITY_WARNINGS=false silences this)",
-                        name,
-                        key,
-                        level=logging.WARNING,
-                    )
-        return pattern is not None, flagged_key
+        return True
+
+    def _keys_flagged(self, name: str, attributes: dict[str, Any]) -> bool:
+        flagged = False
+        for key in list(attributes):
+            key_pattern = id_key(key) if isinstance(key, str) else None
+            if key_pattern is None:
+                continue
+            flagged = True
+            if self._first(f"attribute:{key_pattern}"):
+                report(
+                    f"cardinality:attribute:{key_pattern}",
+                    "spanline: messaging span %r carries attribute %r, which looks like "
+                    "an id (high cardinality); keep message span attributes "
+                    "low-cardinality and put ids in baggage or a log event "
+                    "(SPANLINE_CARDINALITY_WARNINGS=false silences this)",
+                    name,
+                    key,
+                    level=logging.WARNING,
+                )
+        return flagged
 
     def _first(self, key: str) -> bool:
         with self._lock:

@@ -181,12 +181,7 @@ class BatchSpanProcessor:
 
     def _check_cardinality(self, batch: list[Span]) -> None:
         """Run the cardinality guard over ``batch`` (on the worker, never the app)."""
-        names = attributes = 0
-        check = self._cardinality.check
-        for span in batch:
-            name_flagged, attribute_flagged = check(span)
-            names += name_flagged
-            attributes += attribute_flagged
+        names, attributes = self._cardinality.check_batch(batch)
         if names or attributes:
             with self._lock:
                 self._counts["high_cardinality_names"] += names
