@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -19,6 +21,7 @@ from starlette.routing import Route
 
 import spanline
 from spanline import SpanKind, StatusCode
+from spanline.integrations import asgi
 from spanline.integrations.asgi import SpanlineASGIMiddleware
 from spanline.testing import Capture
 from tests.receiver import free_port
@@ -206,3 +209,122 @@ def test_with_recording_off_a_request_still_has_one_trace(spanline_capture: Capt
     assert seen[0] is not None
     assert seen[0] == seen[1]
     assert spanline_capture.spans == []
+
+
+# -- the scope reader: compiled (spanline/_csrc/asgi.c) and Python ------------------
+
+COMPILED_READER = asgi._request_compiled
+
+
+@pytest.fixture(params=["compiled", "python"])
+def reader(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a test with the compiled scope reader and with the Python one."""
+    if request.param == "compiled" and COMPILED_READER is None:
+        pytest.fail("spanline._accel was not built (no C compiler at install time?)")
+    saved = asgi._request_compiled
+    asgi._request_compiled = COMPILED_READER if request.param == "compiled" else None
+    try:
+        yield str(request.param)
+    finally:
+        asgi._request_compiled = saved
+
+
+def test_the_caller_context_query_and_any_header_case(
+    reader: str, spanline_capture: Capture
+) -> None:
+    app = SpanlineASGIMiddleware(
+        Starlette(routes=[Route("/orders/{id}", order)]), record_query=True, trust_actor=True
+    )
+    scope = _scope(
+        "/orders/5",
+        [
+            (b"host", b"shop"),
+            (b"TraceParent", f"00-{TRACE}-{PARENT}-01".encode()),
+            (b"tracestate", b"vendor=1"),
+            (b"BAGGAGE", b"spanline.actor.type=user,spanline.actor.id=42"),
+            (b"user-agent", b"caf\xe9/1"),  # header values are Latin-1
+        ],
+    )
+    scope["query_string"] = b"verbose=1"
+    _call(app, scope)
+    (span,) = (s for s in spanline_capture.spans if s.kind == SpanKind.SERVER)
+    assert span.trace_hex == TRACE
+    assert span.parent_id == PARENT
+    assert span.name == "GET /orders/{id}"
+    assert span.actor == {"type": "user", "id": "42"}  # trusted here, by the app's choice
+    assert span.attributes == {
+        "http.request.method": "GET",
+        "url.path": "/orders/5",
+        "url.scheme": "http",
+        "server.address": "127.0.0.1",
+        "server.port": 80,
+        "client.address": "127.0.0.1",
+        "user_agent.original": "café/1",
+        "url.query": "verbose=1",
+        "http.response.status_code": 200,
+        "http.route": "/orders/{id}",
+    }
+
+
+_NAMES = st.sampled_from(
+    [b"traceparent", b"TRACEPARENT", b"tracestate", b"baggage", b"User-Agent", b"host", b""]
+)
+_HEADER = st.one_of(
+    st.tuples(_NAMES, st.binary(max_size=20)),
+    st.lists(st.one_of(_NAMES, st.binary(max_size=12)), min_size=2, max_size=2),
+    st.tuples(_NAMES.map(bytearray), st.binary(max_size=8)),  # bytes-like, not bytes
+    st.tuples(_NAMES, st.text(max_size=5)),  # a str value: not ASGI
+    st.tuples(_NAMES),  # not a pair
+    st.just(b"traceparent"),
+    st.none(),
+)
+_ANY = st.one_of(st.none(), st.integers(), st.text(max_size=8), st.binary(max_size=8))
+_PAIR = st.one_of(
+    _ANY,
+    st.tuples(st.text(max_size=8), st.integers(0, 65535)),
+    st.lists(st.one_of(st.text(max_size=8), st.integers(), st.none()), max_size=3),
+    st.tuples(_ANY, _ANY),
+)
+_SCOPES = st.fixed_dictionaries(
+    {"type": st.just("http")},
+    optional={
+        "method": st.one_of(st.sampled_from(["GET", "POST", ""]), _ANY),
+        "path": st.one_of(st.text(max_size=10), _ANY),
+        "scheme": st.one_of(st.sampled_from(["http", "https", ""]), _ANY),
+        "headers": st.one_of(
+            st.lists(_HEADER, max_size=6), st.lists(_HEADER, max_size=6).map(tuple), _ANY
+        ),
+        "server": _PAIR,
+        "client": _PAIR,
+    },
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(scope=_SCOPES)
+def test_the_compiled_reader_agrees_with_python_or_defers(scope: dict[str, object]) -> None:
+    if COMPILED_READER is None:
+        pytest.fail("spanline._accel was not built (no C compiler at install time?)")
+    expected = asgi._request_python(scope)
+    got = COMPILED_READER(scope)
+    if got is None:  # an unusual shape: the middleware runs the Python reader
+        return
+    method, attributes, carrier = got
+    assert method == expected[0]
+    assert list(attributes.items()) == list(expected[1].items())  # same keys, same order
+    assert carrier == expected[2]
+
+
+def test_the_compiled_reader_reads_what_servers_send() -> None:
+    # the shape uvicorn, hypercorn and daphne pass must not fall back to Python
+    if COMPILED_READER is None:
+        pytest.fail("spanline._accel was not built (no C compiler at install time?)")
+    scope = _scope("/", [(b"host", b"x"), (b"traceparent", b"t"), (b"traceparent", b"u")])
+    scope["server"] = ["::1", 8000]  # some servers send lists
+    got = COMPILED_READER(scope)
+    assert got is not None
+    assert got == asgi._request_python(scope)
+    assert got[2] == {"traceparent": ["t", "u"]}
+    # without a method the Python reader decides (it defaults to GET)
+    assert COMPILED_READER({"type": "http"}) is None
+    assert asgi._request_python({"type": "http"})[0] == "GET"

@@ -229,6 +229,7 @@ static PyMethodDef methods[] = {
     {"encode_spans", otlp_encode_spans, METH_VARARGS, otlp_encode_spans_doc},
     {"rows_configure", rows_configure, METH_VARARGS, rows_configure_doc},
     {"rows_from_spans", rows_from_spans, METH_VARARGS, rows_from_spans_doc},
+    {"asgi_request", asgi_request, METH_O, asgi_request_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -236,8 +237,9 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "spanline._accel",
     .m_doc = "spanline's optional compiled helpers: the OTLP span encoder "
-             "(spanline.export.otlp_wire) and the store's row converter "
-             "(spanline.store.convert).",
+             "(spanline.export.otlp_wire), the store's row converter "
+             "(spanline.store.convert) and the ASGI scope reader "
+             "(spanline.integrations.asgi).",
     .m_size = -1,
     .m_methods = methods,
 };
