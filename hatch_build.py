@@ -1,8 +1,8 @@
 """Build hook: compile spanline's optional C helpers (``spanline._accel``).
 
 spanline has no required runtime dependency and works without this extension; it
-accelerates OTLP encoding, the store's row conversion and the ASGI middleware's
-scope reading, each of which has a
+accelerates span start/end, OTLP encoding, the store's row conversion and the ASGI
+middleware's scope reading, each of which has a
 pure-Python equivalent (see docs/benchmarks.md).  When no C compiler is
 available the build warns and produces a pure-Python wheel instead of failing.
 Set ``SPANLINE_BUILD_PURE=1`` to skip the compiler on purpose.
@@ -22,7 +22,7 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 EXTENSION = "spanline._accel"
-SOURCES = ("module.c", "otlp.c", "rows.c", "asgi.c")
+SOURCES = ("module.c", "otlp.c", "rows.c", "asgi.c", "span.c")
 SOURCE_DIR = "src/spanline/_csrc"
 
 

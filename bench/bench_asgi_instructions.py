@@ -8,14 +8,17 @@ For each configuration (``untraced``, ``traced``: middleware + batch processor +
 exporter to a discarding receiver) the server runs under callgrind twice, serving
 N1 and then N2 sequential requests from a plain ``http.client`` connection; the
 difference of the two totals divided by N2 - N1 is the instructions one request
-costs, start-up and shutdown cancelled out.  Instructions are not time (cache misses
-and GIL hand-offs cost time too), so read this beside ``bench_asgi.py``'s throughput.
+costs, start-up and shutdown cancelled out.  The export timer is set to an hour so
+that, as under load, the batch processor exports only full batches.  Instructions
+are not time (cache misses and GIL hand-offs cost time too), so read this beside
+``bench_asgi.py``'s throughput.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +28,11 @@ from pathlib import Path
 import callgrind
 
 HERE = Path(__file__).resolve().parent
+# Under load (bench_asgi.py) the batch processor exports full batches of 512 spans;
+# under callgrind requests are ~50x slower, and the default 5 s timer would export
+# a few dozen spans at a time, each batch's fixed cost (a thread, an HTTP request)
+# shared by few spans.  An hour's delay keeps batches full, as under load.
+FULL_BATCHES_ONLY = "3600000"
 
 
 def _requests(port: int, count: int) -> None:
@@ -63,6 +71,7 @@ def instructions(mode: str, count: int, endpoint: str, folder: Path) -> int:
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=HERE,
+        env={**os.environ, "OTEL_BSP_SCHEDULE_DELAY": FULL_BATCHES_ONLY},
     )
     try:
         assert server.stdout is not None

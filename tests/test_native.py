@@ -115,3 +115,55 @@ def test_a_lazy_trace_id_is_drawn_as_trace_id_would() -> None:
         assert encoded.trace_id.hex() == span.trace_hex == row[0]
         assert row[3] == span.trace_id
     assert sorted(seen) == sorted(span._trace.id for span in spans)
+
+
+def _run(args: list[str], no_accel: bool) -> str:
+    env = {**os.environ, "SPANLINE_NO_ACCEL": "1" if no_accel else "0"}
+    out = subprocess.run(
+        [sys.executable, *args], check=False, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+def test_the_compiled_span_lifecycle_makes_the_same_spans_as_python() -> None:
+    # Span.__enter__/__exit__ come from spanline/_csrc/span.c when built; with fixed
+    # ids and a fake clock, every span of the scenario must come out identical.
+    from spanline.core.span import Span
+
+    assert "SpanLifecycle" in {base.__name__ for base in Span.__mro__}
+    scenario = os.path.join(os.path.dirname(__file__), "lifecycle_scenario.py")
+    compiled = _run([scenario], no_accel=False)
+    python = _run([scenario], no_accel=True)
+    assert '"name": "generator"' in compiled
+    assert compiled == python
+
+
+def test_the_core_passes_on_the_python_code_alone() -> None:
+    # The pure-Python path is what installs without a C compiler get: the core's
+    # test modules run against it too (the rest of the suite runs compiled).
+    modules = [
+        "tests/test_span.py",
+        "tests/test_trace.py",
+        "tests/test_operation.py",
+        "tests/test_concurrency.py",
+        "tests/test_disabled.py",
+        "tests/test_sampling.py",
+        "tests/test_events.py",
+        "tests/test_threads.py",
+    ]
+    root = os.path.dirname(os.path.dirname(__file__))
+    out = _run(
+        [
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            root,
+            *(os.path.join(root, m) for m in modules),
+        ],
+        no_accel=True,
+    )
+    assert " passed" in out

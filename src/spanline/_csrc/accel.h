@@ -1,5 +1,6 @@
 /*
- * spanline._accel: shared pieces of the optional compiled helpers (otlp.c, rows.c, asgi.c).
+ * spanline._accel: shared pieces of the optional compiled helpers (otlp.c, rows.c, asgi.c,
+ * span.c).
  *
  * The module is an accelerator only: every function in it has a pure-Python
  * equivalent that spanline uses when the module was not built, and that the tests
@@ -100,6 +101,9 @@ PyObject *rows_from_spans(PyObject *self, PyObject *args);
 PyObject *trace_configure(PyObject *self, PyObject *args);
 PyObject *asgi_request(PyObject *self, PyObject *scope);
 extern const char asgi_request_doc[];
+PyObject *span_configure(PyObject *self, PyObject *args);
+extern const char span_configure_doc[];
+extern PyTypeObject SpanLifecycleType;
 extern const char otlp_configure_doc[], otlp_encode_spans_doc[];
 extern const char rows_configure_doc[], rows_from_spans_doc[];
 extern const char trace_configure_doc[];

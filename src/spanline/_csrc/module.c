@@ -230,6 +230,7 @@ static PyMethodDef methods[] = {
     {"rows_configure", rows_configure, METH_VARARGS, rows_configure_doc},
     {"rows_from_spans", rows_from_spans, METH_VARARGS, rows_from_spans_doc},
     {"asgi_request", asgi_request, METH_O, asgi_request_doc},
+    {"span_configure", span_configure, METH_VARARGS, span_configure_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -238,10 +239,24 @@ static struct PyModuleDef module = {
     .m_name = "spanline._accel",
     .m_doc = "spanline's optional compiled helpers: the OTLP span encoder "
              "(spanline.export.otlp_wire), the store's row converter "
-             "(spanline.store.convert) and the ASGI scope reader "
-             "(spanline.integrations.asgi).",
+             "(spanline.store.convert), the ASGI scope reader "
+             "(spanline.integrations.asgi) and Span.__enter__/__exit__ "
+             "(spanline.core.span).",
     .m_size = -1,
     .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__accel(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__accel(void) {
+    if (PyType_Ready(&SpanLifecycleType) < 0) {
+        return NULL;
+    }
+    PyObject *created = PyModule_Create(&module);
+    if (created == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(created, "SpanLifecycle", (PyObject *)&SpanLifecycleType) < 0) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    return created;
+}

@@ -20,9 +20,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import IntEnum
 from types import TracebackType
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from spanline._log import logger, report
+from spanline._native import load
 from spanline.core import clock, config, ids, snapshot
 from spanline.core.actor import Actor
 from spanline.core.context import Node, Trace, current
@@ -47,6 +48,8 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+_accel = load()
 
 SPAN, OPERATION, HANDLER = 0, 1, 2
 _PREFIXES = ("sp_", "op_", "hd_")
@@ -149,7 +152,16 @@ def _describe(exc: BaseException) -> str:
         return name
 
 
-class Span(Node):
+if TYPE_CHECKING:
+    _Lifecycle = object
+else:
+    # the compiled __enter__/__exit__ (spanline/_csrc/span.c), when built: Span's own
+    # Python methods are removed below so that these are found, and are called by
+    # them for every case but the common one
+    _Lifecycle = _accel.SpanLifecycle if _accel is not None else object
+
+
+class Span(Node, _Lifecycle):
     """A span, operation or handler: a timed, named piece of work in a trace.
 
     Use ``with spanline.span(name) as s:`` (or ``@spanline.span(name)``); the
@@ -860,3 +872,14 @@ def record(key: str, value: object) -> None:
     node = current.get()
     if type(node) is Span:
         node.record(key, value)
+
+
+if _accel is not None:
+    # Hand __enter__/__exit__ to the compiled base class; the Python methods stay
+    # the definition, called by the C ones for every uncommon case.
+    _PY_ENTER, _PY_EXIT = Span.__enter__, Span.__exit__
+    delattr(Span, "__enter__")
+    delattr(Span, "__exit__")
+    _accel.span_configure(
+        Span, Node, Trace, _Reentry, current, config, clock, ids, PIPELINE, _PY_ENTER, _PY_EXIT
+    )

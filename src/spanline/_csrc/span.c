@@ -1,0 +1,383 @@
+/*
+ * spanline._accel.SpanLifecycle: Span.__enter__ and Span.__exit__ in C.
+ *
+ * spanline.core.span.Span inherits from this type when the module is built, else
+ * from the Python mixin spanline.core.span._PyLifecycle, whose methods define the
+ * behaviour.  The C methods do the common case -- a span entered once, in a
+ * recorded trace started with sampling off, no context snapshot, no exception --
+ * and call the Python methods for everything else, before changing any state.
+ * They write the same slots in the same order, call the same replaceable clock and
+ * random source (read from their modules on every call, as the Python code does)
+ * and report to the same pipeline.
+ */
+#include "accel.h"
+
+static struct {
+    PyTypeObject *span_type, *node_type, *trace_type, *reentry_type;
+    PyObject *current;                 /* the ContextVar */
+    PyObject *config, *clock, *ids;    /* modules: settings, now_ns, new_random64 */
+    PyObject *pipeline;                /* PIPELINE */
+    PyObject *py_enter, *py_exit;      /* _PyLifecycle.__enter__ / __exit__ */
+    PyObject *zero, *million, *eighty;
+    PyObject *n_settings, *n_enabled, *n_sample_all, *n_now_ns, *n_new_random64;
+    PyObject *n_processors, *n_start, *n_end, *n_ring, *n_append, *n_foreign;
+    /* Span slots */
+    Py_ssize_t trace_at, parent_at, sid_at, start_at, end_at, token_at, children_at, snap_at;
+    /* Trace slots */
+    Py_ssize_t t_id_at, t_start_at, t_external_at, t_actor_at, t_recorded_at;
+} lc;
+
+static inline PyObject *get_slot(PyObject *obj, Py_ssize_t at) {
+    return *(PyObject **)((char *)obj + at);
+}
+
+/* Store a new reference in a slot, releasing the old value. */
+static inline void set_slot(PyObject *obj, Py_ssize_t at, PyObject *value) {
+    PyObject **slot = (PyObject **)((char *)obj + at);
+    PyObject *old = *slot;
+    *slot = value;
+    Py_XDECREF(old);
+}
+
+static PyObject *call_attr(PyObject *module, PyObject *name) {
+    PyObject *fn = PyObject_GetAttr(module, name);
+    if (fn == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyObject_CallNoArgs(fn);
+    Py_DECREF(fn);
+    return result;
+}
+
+/* ids.new_random64() or 1 (a new reference). */
+static PyObject *random_or_one(void) {
+    PyObject *value = call_attr(lc.ids, lc.n_new_random64);
+    if (value == NULL) {
+        return NULL;
+    }
+    int truth = PyObject_IsTrue(value);
+    if (truth < 0) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    if (!truth) {
+        Py_DECREF(value);
+        return PyLong_FromLong(1);
+    }
+    return value;
+}
+
+/* A new Trace(trace_int, None, None, True, start), its slots written as __init__ does. */
+static PyObject *new_trace(PyObject *trace_int, PyObject *start) {
+    PyObject *trace = lc.trace_type->tp_alloc(lc.trace_type, 0);
+    if (trace == NULL) {
+        return NULL;
+    }
+    set_slot(trace, lc.t_id_at, Py_NewRef(trace_int));
+    set_slot(trace, lc.t_start_at, Py_NewRef(start));
+    set_slot(trace, lc.t_external_at, Py_NewRef(Py_None));
+    set_slot(trace, lc.t_actor_at, Py_NewRef(Py_None));
+    set_slot(trace, lc.t_recorded_at, Py_NewRef(Py_True));
+    return trace;
+}
+
+/* Whether PIPELINE.processors is non-empty (-1 on error). */
+static int have_processors(void) {
+    PyObject *processors = PyObject_GetAttr(lc.pipeline, lc.n_processors);
+    if (processors == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(processors);
+    Py_DECREF(processors);
+    return truth;
+}
+
+/* The root trace of a span entered with no current node, or NULL without an
+   exception when the Python method must decide (recording off, or sampling). */
+static PyObject *root_trace(PyObject **start_out) {
+    PyObject *settings = PyObject_GetAttr(lc.config, lc.n_settings);
+    if (settings == NULL) {
+        return NULL;
+    }
+    PyObject *enabled = PyObject_GetAttr(settings, lc.n_enabled);
+    PyObject *sample_all = enabled == NULL ? NULL : PyObject_GetAttr(settings, lc.n_sample_all);
+    Py_DECREF(settings);
+    int usual = enabled == Py_True && sample_all == Py_True;
+    Py_XDECREF(enabled);
+    Py_XDECREF(sample_all);
+    if (!usual) {
+        return NULL;
+    }
+    int processors = have_processors();
+    if (processors < 0) {
+        return NULL;
+    }
+    PyObject *start = call_attr(lc.clock, lc.n_now_ns);
+    if (start == NULL) {
+        return NULL;
+    }
+    PyObject *trace = NULL;
+    if (processors) {
+        /* an exporter will read the id: ((start // 1_000_000) << 80) | (random or 1) */
+        PyObject *ms = PyNumber_FloorDivide(start, lc.million);
+        PyObject *top = ms == NULL ? NULL : PyNumber_Lshift(ms, lc.eighty);
+        PyObject *low = top == NULL ? NULL : random_or_one();
+        PyObject *id = low == NULL ? NULL : PyNumber_Or(top, low);
+        if (id != NULL) {
+            trace = new_trace(id, start);
+        }
+        Py_XDECREF(ms);
+        Py_XDECREF(top);
+        Py_XDECREF(low);
+        Py_XDECREF(id);
+    } else {
+        trace = new_trace(lc.zero, start); /* the id is drawn on first read */
+    }
+    if (trace == NULL) {
+        Py_DECREF(start);
+        return NULL;
+    }
+    *start_out = start;
+    return trace;
+}
+
+static PyObject *lifecycle_enter(PyObject *self, PyObject *unused) {
+    (void)unused;
+    if (lc.span_type == NULL || !PyObject_TypeCheck(self, lc.span_type) ||
+        get_slot(self, lc.start_at) != lc.zero || get_slot(self, lc.snap_at) != Py_None) {
+        return PyObject_CallOneArg(lc.py_enter, self);
+    }
+    PyObject *parent = NULL;
+    if (PyContextVar_Get(lc.current, Py_None, &parent) < 0) {
+        return NULL;
+    }
+    PyObject *trace = NULL, *start = NULL;
+    if (parent == Py_None) {
+        trace = root_trace(&start);
+    } else if (PyObject_TypeCheck(parent, lc.node_type)) {
+        PyObject *found = get_slot(parent, lc.trace_at);
+        if (found != NULL && Py_IS_TYPE(found, lc.trace_type) &&
+            get_slot(found, lc.t_recorded_at) == Py_True) {
+            start = call_attr(lc.clock, lc.n_now_ns);
+            if (start != NULL) {
+                trace = Py_NewRef(found);
+            }
+        }
+    }
+    if (trace == NULL) {
+        Py_DECREF(parent);
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyObject_CallOneArg(lc.py_enter, self); /* nothing was changed yet */
+    }
+    PyObject *sid = random_or_one();
+    if (sid == NULL) {
+        Py_DECREF(parent);
+        Py_DECREF(trace);
+        Py_DECREF(start);
+        return NULL;
+    }
+    set_slot(self, lc.trace_at, trace);
+    set_slot(self, lc.parent_at, Py_NewRef(parent));
+    set_slot(self, lc.sid_at, sid);
+    set_slot(self, lc.start_at, start);
+    PyObject *token = PyContextVar_Set(lc.current, self);
+    if (token == NULL) {
+        Py_DECREF(parent);
+        return NULL;
+    }
+    set_slot(self, lc.token_at, token);
+    if (Py_IS_TYPE(parent, lc.span_type)) {
+        PyObject *siblings = get_slot(parent, lc.children_at);
+        if (siblings != NULL && PyList_CheckExact(siblings)) {
+            if (PyList_Append(siblings, self) < 0) {
+                Py_DECREF(parent);
+                return NULL;
+            }
+        } else {
+            PyObject *list = PyList_New(1);
+            if (list == NULL) {
+                Py_DECREF(parent);
+                return NULL;
+            }
+            PyList_SET_ITEM(list, 0, Py_NewRef(self));
+            set_slot(parent, lc.children_at, list);
+        }
+    }
+    Py_DECREF(parent);
+    int processors = have_processors();
+    if (processors < 0) {
+        return NULL;
+    }
+    if (processors) {
+        PyObject *done = PyObject_CallMethodOneArg(lc.pipeline, lc.n_start, self);
+        if (done == NULL) {
+            return NULL;
+        }
+        Py_DECREF(done);
+    }
+    return Py_NewRef(self);
+}
+
+static PyObject *lifecycle_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (lc.span_type == NULL || !PyObject_TypeCheck(self, lc.span_type) || nargs != 3) {
+        goto python;
+    }
+    PyObject *token = get_slot(self, lc.token_at);
+    if (token == Py_None) {
+        Py_RETURN_NONE; /* entered as a no-op span */
+    }
+    PyObject *trace = get_slot(self, lc.trace_at);
+    if (token == NULL || Py_IS_TYPE(token, lc.reentry_type) || args[1] != Py_None ||
+        trace == NULL || !Py_IS_TYPE(trace, lc.trace_type) ||
+        get_slot(trace, lc.t_recorded_at) != Py_True || get_slot(self, lc.snap_at) != Py_None) {
+        goto python;
+    }
+    PyObject *end = call_attr(lc.clock, lc.n_now_ns);
+    if (end == NULL) {
+        return NULL;
+    }
+    Py_INCREF(token);
+    set_slot(self, lc.token_at, Py_NewRef(Py_None));
+    set_slot(self, lc.end_at, end);
+    int reset = PyContextVar_Reset(lc.current, token);
+    Py_DECREF(token);
+    if (reset < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
+            return NULL;
+        }
+        PyErr_Clear(); /* closed from another context: the span still ends */
+        PyObject *done = PyObject_CallMethodNoArgs(self, lc.n_foreign);
+        if (done == NULL) {
+            return NULL;
+        }
+        Py_DECREF(done);
+    }
+    int processors = have_processors();
+    if (processors < 0) {
+        return NULL;
+    }
+    if (processors) {
+        PyObject *done = PyObject_CallMethodOneArg(lc.pipeline, lc.n_end, self);
+        if (done == NULL) {
+            return NULL;
+        }
+        Py_DECREF(done);
+    }
+    PyObject *parent = get_slot(self, lc.parent_at);
+    if (parent == NULL || !Py_IS_TYPE(parent, lc.span_type)) {
+        PyObject *ring = PyObject_GetAttr(lc.pipeline, lc.n_ring);
+        PyObject *done = ring == NULL ? NULL : PyObject_CallMethodOneArg(ring, lc.n_append, self);
+        Py_XDECREF(ring);
+        if (done == NULL) {
+            return NULL;
+        }
+        Py_DECREF(done);
+    }
+    Py_RETURN_NONE;
+python : {
+    PyObject *full[4] = {self, NULL, NULL, NULL};
+    for (Py_ssize_t i = 0; i < nargs && i < 3; i++) {
+        full[i + 1] = args[i];
+    }
+    return PyObject_Vectorcall(lc.py_exit, full, (size_t)(1 + (nargs < 3 ? nargs : 3)), NULL);
+}
+}
+
+static PyMethodDef lifecycle_methods[] = {
+    {"__enter__", lifecycle_enter, METH_NOARGS,
+     "Start the span and make it current (see spanline.core.span._PyLifecycle)."},
+    {"__exit__", (PyCFunction)(void (*)(void))lifecycle_exit, METH_FASTCALL,
+     "End the span (see spanline.core.span._PyLifecycle)."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject SpanLifecycleType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "spanline._accel.SpanLifecycle",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Span.__enter__ and Span.__exit__ in C, for spanline.core.span.Span.",
+    .tp_methods = lifecycle_methods,
+    .tp_new = PyType_GenericNew,
+};
+
+static int intern_into(PyObject **slot, const char *text) {
+    *slot = PyUnicode_InternFromString(text);
+    return *slot == NULL ? -1 : 0;
+}
+
+const char span_configure_doc[] =
+    "span_configure(span_type, node_type, trace_type, reentry_type, current, config,\n"
+    "               clock, ids, pipeline, py_enter, py_exit) -> None\n\n"
+    "What SpanLifecycle's methods read and call; until this runs they call the\n"
+    "Python methods.";
+
+PyObject *span_configure(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *span_type, *node_type, *trace_type, *reentry_type, *current, *config, *clock;
+    PyObject *ids, *pipeline, *py_enter, *py_exit;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OOOOOOO:span_configure", &PyType_Type, &span_type,
+                          &PyType_Type, &node_type, &PyType_Type, &trace_type, &PyType_Type,
+                          &reentry_type, &current, &config, &clock, &ids, &pipeline, &py_enter,
+                          &py_exit)) {
+        return NULL;
+    }
+    if (!PyContextVar_CheckExact(current) || !PyCallable_Check(py_enter) ||
+        !PyCallable_Check(py_exit)) {
+        PyErr_SetString(PyExc_TypeError, "a ContextVar and two callables expected");
+        return NULL;
+    }
+    if (slot_offset(span_type, "_trace", &lc.trace_at) < 0 ||
+        slot_offset(span_type, "_parent", &lc.parent_at) < 0 ||
+        slot_offset(span_type, "_sid", &lc.sid_at) < 0 ||
+        slot_offset(span_type, "_start", &lc.start_at) < 0 ||
+        slot_offset(span_type, "_end", &lc.end_at) < 0 ||
+        slot_offset(span_type, "_token", &lc.token_at) < 0 ||
+        slot_offset(span_type, "_children", &lc.children_at) < 0 ||
+        slot_offset(span_type, "_snap", &lc.snap_at) < 0 ||
+        slot_offset(trace_type, "_id", &lc.t_id_at) < 0 ||
+        slot_offset(trace_type, "_start", &lc.t_start_at) < 0 ||
+        slot_offset(trace_type, "external", &lc.t_external_at) < 0 ||
+        slot_offset(trace_type, "actor", &lc.t_actor_at) < 0 ||
+        slot_offset(trace_type, "recorded", &lc.t_recorded_at) < 0) {
+        return NULL;
+    }
+    Py_ssize_t node_trace_at;
+    if (slot_offset(node_type, "_trace", &node_trace_at) < 0) {
+        return NULL;
+    }
+    if (node_trace_at != lc.trace_at) {
+        PyErr_SetString(PyExc_TypeError, "Span must take _trace from Node");
+        return NULL;
+    }
+    if (intern_into(&lc.n_settings, "settings") < 0 || intern_into(&lc.n_enabled, "enabled") < 0 ||
+        intern_into(&lc.n_sample_all, "sample_all") < 0 ||
+        intern_into(&lc.n_now_ns, "now_ns") < 0 ||
+        intern_into(&lc.n_new_random64, "new_random64") < 0 ||
+        intern_into(&lc.n_processors, "processors") < 0 ||
+        intern_into(&lc.n_start, "start") < 0 || intern_into(&lc.n_end, "end") < 0 ||
+        intern_into(&lc.n_ring, "ring") < 0 || intern_into(&lc.n_append, "append") < 0 ||
+        intern_into(&lc.n_foreign, "_foreign_context") < 0) {
+        return NULL;
+    }
+    lc.zero = PyLong_FromLong(0); /* the small-int singleton Span.__init__ stores */
+    lc.million = PyLong_FromLong(1000000);
+    lc.eighty = PyLong_FromLong(80);
+    if (lc.zero == NULL || lc.million == NULL || lc.eighty == NULL) {
+        return NULL;
+    }
+    /* previous values stay alive on purpose: another thread may be using them */
+    lc.node_type = (PyTypeObject *)Py_NewRef(node_type);
+    lc.trace_type = (PyTypeObject *)Py_NewRef(trace_type);
+    lc.reentry_type = (PyTypeObject *)Py_NewRef(reentry_type);
+    lc.current = Py_NewRef(current);
+    lc.config = Py_NewRef(config);
+    lc.clock = Py_NewRef(clock);
+    lc.ids = Py_NewRef(ids);
+    lc.pipeline = Py_NewRef(pipeline);
+    lc.py_enter = Py_NewRef(py_enter);
+    lc.py_exit = Py_NewRef(py_exit);
+    lc.span_type = (PyTypeObject *)Py_NewRef(span_type); /* last: it switches C on */
+    Py_RETURN_NONE;
+}

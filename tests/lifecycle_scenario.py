@@ -1,0 +1,91 @@
+"""A scenario run twice by tests/test_native.py, with the compiled span lifecycle
+(``spanline/_csrc/span.c``) and with ``SPANLINE_NO_ACCEL=1``: every span it makes
+is printed as JSON, with sequential ids and a fake clock, so the two runs must print
+the same text."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import spanline
+from spanline.testing import Capture
+
+
+def scenario() -> None:
+    with spanline.span("root", meta={"m": 1}) as root:
+        root.set_attribute("a", 1)
+        with spanline.span("child"):
+            spanline.record("k", "v")
+        with root:  # re-entered: the same span, entered again
+            with spanline.span("grandchild"):
+                pass
+    try:
+        with spanline.span("fails"):
+            raise ValueError("boom")
+    except ValueError:
+        pass
+    with spanline.span("snap", context={"x": 1}) as snap:
+        snap.record("y", 2)
+    with spanline.start_trace(actor={"type": "user", "id": 7}):
+
+        @spanline.operation
+        def place() -> None:
+            with spanline.span("inside operation"):
+                pass
+
+        place()
+
+    spanline.configure(enabled=False)
+    with spanline.span("not recorded"):
+        pass
+    spanline.configure(enabled=True, sampler="always_off")
+    with spanline.span("sampled out"):
+        pass
+    spanline.configure(sampler="parentbased_always_on")
+    span = spanline.Span("entered twice, exited thrice")
+    with span:
+        pass
+    span.__exit__(None, None, None)
+
+    def steps() -> Iterator[int]:
+        with spanline.span("generator"):
+            yield 1
+            yield 2
+
+    iterator = steps()
+    next(iterator)
+    finisher = threading.Thread(target=lambda: list(iterator))  # ends in another context
+    finisher.start()
+    finisher.join()  # this context still points at the span: last, then
+
+
+def main() -> None:
+    capture = Capture()
+    capture.deterministic()
+    spanline.tracer.add_processor(capture)
+    scenario()
+    rows = [
+        {
+            "name": s.name,
+            "id": s.id,
+            "trace": s.trace_id,
+            "parent": s.parent_id,
+            "start": s.start_ns,
+            "end": s.end_ns,
+            "status": int(s.status),
+            "attributes": s.attributes,
+            "records": s.records,
+            "events": [e.name for e in s.events],
+            "children": [c.name for c in s.children],
+            "actor": s.actor,
+        }
+        for s in capture.spans
+    ]
+    rows.append({"roots kept": [s.name for s in spanline.tracer.completed]})
+    print(json.dumps(rows, sort_keys=True, default=str))
+
+
+if __name__ == "__main__":
+    main()
