@@ -44,6 +44,18 @@ def scenario() -> None:
     with spanline.span("sampled out"):
         pass
     spanline.configure(sampler="parentbased_always_on")
+    with spanline.Span("server", kind=spanline.SpanKind.SERVER), spanline.Span("client", None):
+        pass
+    bad_calls: list[tuple[tuple[object, ...], dict[str, object]]] = [
+        ((b"name",), {}),
+        (("n",), {"bogus": 1}),
+        (("n", None, None, spanline.SpanKind.INTERNAL, None, 0, "extra"), {}),
+    ]
+    for args, kwargs in bad_calls:
+        try:
+            spanline.Span(*args, **kwargs)  # type: ignore[arg-type]
+        except TypeError as error:
+            print("rejected:", error)
     span = spanline.Span("entered twice, exited thrice")
     with span:
         pass

@@ -1,11 +1,12 @@
 /*
- * spanline._accel.SpanLifecycle: Span.__enter__ and Span.__exit__ in C.
+ * spanline._accel.SpanLifecycle: Span.__init__, __enter__ and __exit__ in C.
  *
  * spanline.core.span.Span inherits from this type when the module is built, else
- * from the Python mixin spanline.core.span._PyLifecycle, whose methods define the
- * behaviour.  The C methods do the common case -- a span entered once, in a
- * recorded trace started with sampling off, no context snapshot, no exception --
- * and call the Python methods for everything else, before changing any state.
+ * from object; Span's own Python methods, which define the behaviour, are then
+ * removed from the class and called by these.  The C methods do the common case --
+ * a span made with a name (and a kind), entered once, in a recorded trace started
+ * with sampling off, no context snapshot, no exception -- and call the Python
+ * methods for everything else, before changing any state.
  * They write the same slots in the same order, call the same replaceable clock and
  * random source (read from their modules on every call, as the Python code does)
  * and report to the same pipeline.
@@ -17,12 +18,14 @@ static struct {
     PyObject *current;                 /* the ContextVar */
     PyObject *config, *clock, *ids;    /* modules: settings, now_ns, new_random64 */
     PyObject *pipeline;                /* PIPELINE */
-    PyObject *py_enter, *py_exit;      /* _PyLifecycle.__enter__ / __exit__ */
+    PyObject *py_init, *py_enter, *py_exit; /* Span's Python methods */
+    PyObject *internal;                /* SpanKind.INTERNAL */
+    PyObject *n_kind;
     PyObject *zero, *million, *eighty;
     PyObject *n_settings, *n_enabled, *n_sample_all, *n_now_ns, *n_new_random64;
     PyObject *n_processors, *n_start, *n_end, *n_ring, *n_append, *n_foreign;
     /* Span slots */
-    Py_ssize_t trace_at, parent_at, sid_at, start_at, end_at, token_at, children_at, snap_at;
+    Py_ssize_t name_at, type_at, kind_at, attributes_at, trace_at, parent_at, sid_at, start_at, end_at, token_at, children_at, snap_at;
     /* Trace slots */
     Py_ssize_t t_id_at, t_start_at, t_external_at, t_actor_at, t_recorded_at;
 } lc;
@@ -139,6 +142,56 @@ static PyObject *root_trace(PyObject **start_out) {
     }
     *start_out = start;
     return trace;
+}
+
+/* Span(name) and Span(name, kind=...): the slots Span.__init__ assigns, in its
+   order; any other call runs Span.__init__. */
+static int lifecycle_init(PyObject *self, PyObject *args, PyObject *kwds) {
+    PyObject *kind = lc.internal;
+    int usual = lc.span_type != NULL && PyObject_TypeCheck(self, lc.span_type) &&
+                PyTuple_GET_SIZE(args) == 1 && PyUnicode_CheckExact(PyTuple_GET_ITEM(args, 0));
+    if (usual && kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        kind = PyDict_GET_SIZE(kwds) == 1 ? PyDict_GetItemWithError(kwds, lc.n_kind) : NULL;
+        if (kind == NULL) {
+            if (PyErr_Occurred()) {
+                return -1;
+            }
+            usual = 0;
+        }
+    }
+    if (!usual) {
+        if (lc.py_init == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "span_configure() was not called");
+            return -1;
+        }
+        /* Span.__init__(self, *args, **kwds) */
+        Py_ssize_t n = PyTuple_GET_SIZE(args);
+        PyObject *full = PyTuple_New(n + 1);
+        if (full == NULL) {
+            return -1;
+        }
+        PyTuple_SET_ITEM(full, 0, Py_NewRef(self));
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyTuple_SET_ITEM(full, i + 1, Py_NewRef(PyTuple_GET_ITEM(args, i)));
+        }
+        PyObject *done = PyObject_Call(lc.py_init, full, kwds);
+        Py_DECREF(full);
+        if (done == NULL) {
+            return -1;
+        }
+        Py_DECREF(done);
+        return 0;
+    }
+    Py_INCREF(kind); /* the dict may drop it while the old slot values are released */
+    set_slot(self, lc.name_at, Py_NewRef(PyTuple_GET_ITEM(args, 0)));
+    set_slot(self, lc.type_at, Py_NewRef(lc.zero)); /* SPAN */
+    set_slot(self, lc.kind_at, kind);
+    set_slot(self, lc.start_at, Py_NewRef(lc.zero));
+    set_slot(self, lc.end_at, Py_NewRef(lc.zero));
+    set_slot(self, lc.children_at, Py_NewRef(Py_None));
+    set_slot(self, lc.snap_at, Py_NewRef(Py_None));
+    set_slot(self, lc.attributes_at, Py_NewRef(Py_None));
+    return 0;
 }
 
 static PyObject *lifecycle_enter(PyObject *self, PyObject *unused) {
@@ -299,6 +352,7 @@ PyTypeObject SpanLifecycleType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Span.__enter__ and Span.__exit__ in C, for spanline.core.span.Span.",
     .tp_methods = lifecycle_methods,
+    .tp_init = lifecycle_init,
     .tp_new = PyType_GenericNew,
 };
 
@@ -309,26 +363,30 @@ static int intern_into(PyObject **slot, const char *text) {
 
 const char span_configure_doc[] =
     "span_configure(span_type, node_type, trace_type, reentry_type, current, config,\n"
-    "               clock, ids, pipeline, py_enter, py_exit) -> None\n\n"
+    "               clock, ids, pipeline, internal, py_init, py_enter, py_exit) -> None\n\n"
     "What SpanLifecycle's methods read and call; until this runs they call the\n"
     "Python methods.";
 
 PyObject *span_configure(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *span_type, *node_type, *trace_type, *reentry_type, *current, *config, *clock;
-    PyObject *ids, *pipeline, *py_enter, *py_exit;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!OOOOOOO:span_configure", &PyType_Type, &span_type,
+    PyObject *ids, *pipeline, *internal, *py_init, *py_enter, *py_exit;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OOOOOOOOO:span_configure", &PyType_Type, &span_type,
                           &PyType_Type, &node_type, &PyType_Type, &trace_type, &PyType_Type,
-                          &reentry_type, &current, &config, &clock, &ids, &pipeline, &py_enter,
-                          &py_exit)) {
+                          &reentry_type, &current, &config, &clock, &ids, &pipeline, &internal,
+                          &py_init, &py_enter, &py_exit)) {
         return NULL;
     }
-    if (!PyContextVar_CheckExact(current) || !PyCallable_Check(py_enter) ||
-        !PyCallable_Check(py_exit)) {
-        PyErr_SetString(PyExc_TypeError, "a ContextVar and two callables expected");
+    if (!PyContextVar_CheckExact(current) || !PyCallable_Check(py_init) ||
+        !PyCallable_Check(py_enter) || !PyCallable_Check(py_exit)) {
+        PyErr_SetString(PyExc_TypeError, "a ContextVar and three callables expected");
         return NULL;
     }
-    if (slot_offset(span_type, "_trace", &lc.trace_at) < 0 ||
+    if (slot_offset(span_type, "name", &lc.name_at) < 0 ||
+        slot_offset(span_type, "_type", &lc.type_at) < 0 ||
+        slot_offset(span_type, "kind", &lc.kind_at) < 0 ||
+        slot_offset(span_type, "_attributes", &lc.attributes_at) < 0 ||
+        slot_offset(span_type, "_trace", &lc.trace_at) < 0 ||
         slot_offset(span_type, "_parent", &lc.parent_at) < 0 ||
         slot_offset(span_type, "_sid", &lc.sid_at) < 0 ||
         slot_offset(span_type, "_start", &lc.start_at) < 0 ||
@@ -358,7 +416,8 @@ PyObject *span_configure(PyObject *self, PyObject *args) {
         intern_into(&lc.n_processors, "processors") < 0 ||
         intern_into(&lc.n_start, "start") < 0 || intern_into(&lc.n_end, "end") < 0 ||
         intern_into(&lc.n_ring, "ring") < 0 || intern_into(&lc.n_append, "append") < 0 ||
-        intern_into(&lc.n_foreign, "_foreign_context") < 0) {
+        intern_into(&lc.n_foreign, "_foreign_context") < 0 ||
+        intern_into(&lc.n_kind, "kind") < 0) {
         return NULL;
     }
     lc.zero = PyLong_FromLong(0); /* the small-int singleton Span.__init__ stores */
@@ -376,6 +435,8 @@ PyObject *span_configure(PyObject *self, PyObject *args) {
     lc.clock = Py_NewRef(clock);
     lc.ids = Py_NewRef(ids);
     lc.pipeline = Py_NewRef(pipeline);
+    lc.internal = Py_NewRef(internal);
+    lc.py_init = Py_NewRef(py_init);
     lc.py_enter = Py_NewRef(py_enter);
     lc.py_exit = Py_NewRef(py_exit);
     lc.span_type = (PyTypeObject *)Py_NewRef(span_type); /* last: it switches C on */

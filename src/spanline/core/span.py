@@ -875,11 +875,21 @@ def record(key: str, value: object) -> None:
 
 
 if _accel is not None:
-    # Hand __enter__/__exit__ to the compiled base class; the Python methods stay
-    # the definition, called by the C ones for every uncommon case.
-    _PY_ENTER, _PY_EXIT = Span.__enter__, Span.__exit__
-    delattr(Span, "__enter__")
-    delattr(Span, "__exit__")
+    # Hand __init__/__enter__/__exit__ to the compiled base class; the Python
+    # methods stay the definition, called by the C ones for every uncommon case.
+    _PY_METHODS = Span.__init__, Span.__enter__, Span.__exit__
+    for _method in ("__init__", "__enter__", "__exit__"):
+        delattr(Span, _method)
     _accel.span_configure(
-        Span, Node, Trace, _Reentry, current, config, clock, ids, PIPELINE, _PY_ENTER, _PY_EXIT
+        Span,
+        Node,
+        Trace,
+        _Reentry,
+        current,
+        config,
+        clock,
+        ids,
+        PIPELINE,
+        SpanKind.INTERNAL,
+        *_PY_METHODS,
     )
