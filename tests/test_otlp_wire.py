@@ -249,3 +249,18 @@ def test_both_encoders_match_the_reference_on_arbitrary_spans(
     spans = capture.spans
     ours = ExportTraceServiceRequest.FromString(encode_request_bytes(spans, {"service.name": "x"}))
     assert ours == encode_request(spans, {"service.name": "x"})
+
+
+@pytest.mark.parametrize("end", [-1, 2**64, 2**100, 0, 2**63, 2**64 - 1])
+def test_times_outside_64_bits_skip_the_span_and_the_edges_encode(end: int) -> None:
+    with spanline.span("timed") as span:
+        pass
+    span._end = end
+    skipped: list[spanline.Span] = []
+    body = otlp_wire.encode_request_bytes([span], {"service.name": "t"}, skipped)
+    if 0 <= end < 2**64:
+        assert skipped == []
+        request = ExportTraceServiceRequest.FromString(body)
+        assert request.resource_spans[0].scope_spans[0].spans[0].end_time_unix_nano == end
+    else:
+        assert skipped == [span]

@@ -80,11 +80,19 @@ int read_u64(PyObject *value, uint64_t *out) {
         PyErr_SetString(PyExc_TypeError, "expected an int");
         return -1;
     }
-    unsigned long long v = PyLong_AsUnsignedLongLong(value);
-    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+    /* PyLong_AsUnsignedLongLong goes through a byte array for any value above 2**30
+       (every timestamp and id); the mask read is a loop over the digits, and the
+       range is checked first, as that function would. */
+    int sign = _PyLong_Sign(value);
+    if (sign < 0 || (sign > 0 && _PyLong_NumBits(value) > 64)) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_OverflowError, sign < 0
+                                                     ? "can't convert negative int to unsigned"
+                                                     : "int too big to convert");
+        }
         return -1;
     }
-    *out = (uint64_t)v;
+    *out = (uint64_t)PyLong_AsUnsignedLongLongMask(value);
     return 0;
 }
 

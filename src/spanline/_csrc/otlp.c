@@ -542,6 +542,10 @@ PyObject *otlp_encode_spans(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    /* room for typical spans up front: growing by doubling copies the buffer */
+    if (buf_reserve(&out, n < 65536 ? n * 512 : 65536 * 512) < 0) {
+        goto done;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *span = PyTuple_GET_ITEM(seq, i);
         body.len = 0;
