@@ -1,25 +1,27 @@
 """ASGI throughput: requests per second of a minimal Starlette app under uvicorn, with
 and without spanline's middleware and OTLP export.
 
-Run:  python bench/bench_asgi.py            (3 rounds x 5 s per configuration)
-      python bench/bench_asgi.py --quick    (3 rounds x 2 s)
+Run:  python bench/bench_asgi.py            (9 rounds x 3 s per configuration)
+      python bench/bench_asgi.py --quick    (5 rounds x 2 s)
 
 Every part is its own process, on 127.0.0.1:
 
 * three servers, started once: ``untraced`` (the bare app), ``middleware`` (the app
   in ``SpanlineASGIMiddleware``, no processor: the cost of making the spans) and
   ``traced`` (the same with a ``BatchSpanProcessor`` feeding an ``OtlpHttpExporter``,
-  default settings, so gzip-compressed protobuf: the full cost);
+  default settings, so uncompressed protobuf: the full cost);
 * the OTLP receiver the traced server exports to (reads and discards bodies);
 * the load generator: ``--connections`` keep-alive connections on raw sockets
   (asyncio), each sending ``GET /`` and reading the whole response before the next;
   the first 0.5 s of each run is warm-up and not counted.
 
-The configurations alternate (untraced, middleware, traced, untraced, ...) so machine
-noise hits all of them; the median round of each is reported, as a share of
-untraced.  At the end the traced server shuts down and reports what its batch
-processor exported and dropped: a benchmark that dropped spans would flatter the
-traced side.
+Each round runs all three configurations, each round starting with the next one,
+so that the machine's drift favours none.  The reported share of untraced is the
+median of the rounds' own ratios (each traced run against the untraced run of the
+same round), with their range; beside it, the server's CPU time per request
+(Linux ``/proc``).  At the end the traced server shuts down and reports what its
+batch processor exported and dropped: a benchmark that dropped spans would flatter
+the traced side.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import socket
 import statistics
@@ -35,6 +38,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 WARMUP_S = 0.5
 CONFIGURATIONS = ("untraced", "middleware", "traced")
@@ -102,9 +106,11 @@ def serve(mode: str, endpoint: str) -> None:
 # -- the load generator process ----------------------------------------------------
 
 
-async def _connection(port: int, start: float, stop: float, counts: list[int]) -> None:
+async def _connection(
+    port: int, start: float, stop: float, counts: list[int], totals: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    done = 0
+    done = total = 0
     try:
         while True:
             writer.write(REQUEST)
@@ -116,6 +122,7 @@ async def _connection(port: int, start: float, stop: float, counts: list[int]) -
             if not head.startswith(b"HTTP/1.1 200"):
                 raise RuntimeError(f"unexpected response: {head[:40]!r}")
             await reader.readexactly(length)
+            total += 1
             now = time.monotonic()
             if now >= stop:
                 break
@@ -123,21 +130,27 @@ async def _connection(port: int, start: float, stop: float, counts: list[int]) -
                 done += 1
     finally:
         counts.append(done)
+        totals.append(total)
         writer.close()
         await writer.wait_closed()
 
 
-async def _load(port: int, seconds: float, connections: int) -> int:
+async def _load(port: int, seconds: float, connections: int) -> tuple[int, int]:
     start = time.monotonic() + WARMUP_S
     stop = start + seconds
     counts: list[int] = []
-    await asyncio.gather(*(_connection(port, start, stop, counts) for _ in range(connections)))
-    return sum(counts)
+    totals: list[int] = []
+    await asyncio.gather(
+        *(_connection(port, start, stop, counts, totals) for _ in range(connections))
+    )
+    return sum(counts), sum(totals)
 
 
 def load(port: int, seconds: float, connections: int) -> None:
-    """Print the requests per second one run achieved."""
-    print(asyncio.run(_load(port, seconds, connections)) / seconds, flush=True)
+    """Print the requests per second one run achieved, and all requests it sent
+    (warm-up included)."""
+    counted, total = asyncio.run(_load(port, seconds, connections))
+    print(counted / seconds, total, flush=True)
 
 
 # -- the orchestrator --------------------------------------------------------------
@@ -151,20 +164,41 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], int]:
     return process, int(process.stdout.readline())
 
 
-def _run_load(port: int, seconds: float, connections: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_load(server: subprocess.Popen[str], port: int, seconds: float, connections: int) -> Run:
+    before = _cpu_seconds(server.pid)
     out = subprocess.run(
         [sys.executable, __file__, "--load", str(port), str(seconds), str(connections)],
         capture_output=True,
         text=True,
         check=True,
     )
-    return float(out.stdout)
+    cpu = _cpu_seconds(server.pid) - before
+    rps, total = out.stdout.split()
+    return Run(float(rps), cpu * 1e6 / max(1, int(total)))
+
+
+class Run(NamedTuple):
+    """One load run against one server."""
+
+    rps: float
+    cpu_us: float  # the server's CPU time per request (all its threads), warm-up included
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 s runs instead of 5 s")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="5 rounds of 2 s runs")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per run (after warm-up)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--serve", choices=CONFIGURATIONS, help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", default="", help=argparse.SUPPRESS)
@@ -179,23 +213,32 @@ def main() -> None:
 
     from bench_otlp import RECEIVER  # the same discarding receiver (imports the OTel SDK)
 
-    seconds = 2.0 if args.quick else 5.0
+    rounds, seconds = (5, 2.0) if args.quick else (args.rounds, args.seconds)
     receiver, receiver_port = _start("-c", RECEIVER)
     endpoint = f"http://127.0.0.1:{receiver_port}/v1/traces"
     servers = {
         name: _start(__file__, "--serve", name, "--endpoint", endpoint) for name in CONFIGURATIONS
     }
-    results: dict[str, list[float]] = {name: [] for name in CONFIGURATIONS}
+    runs: list[dict[str, Run]] = []
     try:
         print(
-            f"python {sys.version.split()[0]}, {args.rounds} rounds x {seconds:g} s, "
+            f"python {sys.version.split()[0]}, {rounds} rounds x {seconds:g} s, "
             f"{args.connections} keep-alive connections, GET / -> 'hello'"
         )
-        for round_ in range(1, args.rounds + 1):
-            for name, (_, port) in servers.items():
-                rps = _run_load(port, seconds, args.connections)
-                results[name].append(rps)
-                print(f"round {round_}  {name:<10} {rps:9.0f} req/s", flush=True)
+        for round_ in range(rounds):
+            # each round starts with the next configuration: slow drift of the
+            # machine's speed then favours none of them
+            order = CONFIGURATIONS[round_ % 3 :] + CONFIGURATIONS[: round_ % 3]
+            results: dict[str, Run] = {}
+            for name in order:
+                server, port = servers[name]
+                results[name] = run = _run_load(server, port, seconds, args.connections)
+                print(
+                    f"round {round_ + 1}  {name:<10} {run.rps:7.0f} req/s  "
+                    f"{run.cpu_us:6.1f} us CPU/request",
+                    flush=True,
+                )
+            runs.append(results)
     finally:
         for server, _ in servers.values():
             server.send_signal(signal.SIGTERM)
@@ -203,17 +246,29 @@ def main() -> None:
         stats_line = outputs["traced"].strip()
         receiver.terminate()
         receiver.wait(10)
-    medians = {name: statistics.median(results[name]) for name in CONFIGURATIONS}
-    untraced_rps = medians["untraced"]
-    for name, rps in medians.items():
-        print(f"median   {name:<10} {rps:9.0f} req/s   {rps / untraced_rps:6.1%} of untraced")
-    print("target: traced >= 90% of untraced")
+    _report(runs)
     stats = json.loads(stats_line) if stats_line else {}
     print(
         f"traced server exported {stats.get('exported', 0):.0f} spans in "
         f"{stats.get('batches', 0):.0f} batches, dropped "
         f"{stats.get('dropped_queue_full', 0):.0f}, failed {stats.get('export_failed', 0):.0f}"
     )
+
+
+def _report(runs: list[dict[str, Run]]) -> None:
+    """Medians per configuration, and the median of each round's own ratio to the
+    untraced run of the same round (pairs within a round share the machine's mood)."""
+    for name in CONFIGURATIONS:
+        rps = statistics.median(r[name].rps for r in runs)
+        cpu = statistics.median(r[name].cpu_us for r in runs)
+        shares = sorted(r[name].rps / r["untraced"].rps for r in runs)
+        cpu_share = statistics.median(r["untraced"].cpu_us / r[name].cpu_us for r in runs)
+        print(
+            f"median   {name:<10} {rps:7.0f} req/s  {statistics.median(shares):6.1%} of untraced "
+            f"(rounds {shares[0]:.0%}-{shares[-1]:.0%})   {cpu:6.1f} us CPU/request "
+            f"(untraced/this {cpu_share:.1%})"
+        )
+    print("target: traced >= 90% of untraced")
 
 
 if __name__ == "__main__":
