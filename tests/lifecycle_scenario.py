@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import spanline
+from spanline.core import clock, ids
+from spanline.core.context import current
 from spanline.testing import Capture
+from spanline.testing.determinism import SequentialIds
 
 
 def scenario() -> None:
@@ -73,11 +76,70 @@ def scenario() -> None:
     finisher.join()  # this context still points at the span: last, then
 
 
+def _state(span: spanline.Span) -> str:
+    token = type(getattr(span, "_token", "unset")).__name__
+    is_current = spanline.current_span() is span
+    return f"token={token} end={getattr(span, '_end', None)} current={is_current}"
+
+
+def edge_cases(fake_clock: Callable[[], int], fake_random: Callable[[], int]) -> None:
+    """Failures inside the lifecycle: the state left behind must be the same."""
+
+    def failing() -> int:
+        raise RuntimeError("source failed")
+
+    span = spanline.span("clock fails at exit")
+    span.__enter__()
+    clock.set_clock(failing)
+    try:
+        span.__exit__(None, None, None)
+    except RuntimeError as error:
+        print("exit raised:", error, _state(span))
+    clock.set_clock(fake_clock)
+    span.__exit__(None, None, None)  # already closed: nothing more happens
+    print("second exit:", _state(span))
+    current.set(None)
+
+    ids.set_random_source(failing)
+    span = spanline.span("random fails at enter")
+    try:
+        span.__enter__()
+    except RuntimeError as error:
+        print("enter raised:", error, hasattr(span, "_trace"), span._start)
+    ids.set_random_source(fake_random)
+    current.set(None)
+
+    span = spanline.span("exit with four arguments")
+    with span:
+        try:
+            span.__exit__(None, None, None, None)  # type: ignore[call-arg]
+        except TypeError as error:
+            print("rejected:", error)
+
+    span = spanline.span("clock exits the span itself")
+    span.__enter__()
+    reentered = []
+
+    def exiting_clock() -> int:
+        if not reentered:
+            reentered.append(True)
+            span.__exit__(None, None, None)
+        return fake_clock()
+
+    clock.set_clock(exiting_clock)
+    span.__exit__(None, None, None)
+    clock.set_clock(fake_clock)
+    print("re-entrant exit:", _state(span))
+
+
 def main() -> None:
     capture = Capture()
-    capture.deterministic()
+    fake_clock = capture.deterministic()
+    fake_random = SequentialIds(10_000)
+    ids.set_random_source(fake_random)
     spanline.tracer.add_processor(capture)
     scenario()
+    edge_cases(fake_clock, fake_random)
     rows = [
         {
             "name": s.name,

@@ -211,9 +211,10 @@ static PyObject *lifecycle_enter(PyObject *self, PyObject *unused) {
         PyObject *found = get_slot(parent, lc.trace_at);
         if (found != NULL && Py_IS_TYPE(found, lc.trace_type) &&
             get_slot(found, lc.t_recorded_at) == Py_True) {
+            trace = Py_NewRef(found); /* held: the clock may be Python code */
             start = call_attr(lc.clock, lc.n_now_ns);
-            if (start != NULL) {
-                trace = Py_NewRef(found);
+            if (start == NULL) {
+                Py_CLEAR(trace);
             }
         }
     }
@@ -224,15 +225,15 @@ static PyObject *lifecycle_enter(PyObject *self, PyObject *unused) {
         }
         return PyObject_CallOneArg(lc.py_enter, self); /* nothing was changed yet */
     }
+    /* the Python method's order: trace and parent, then the id draw (which may fail) */
+    set_slot(self, lc.trace_at, trace);
+    set_slot(self, lc.parent_at, Py_NewRef(parent));
     PyObject *sid = random_or_one();
     if (sid == NULL) {
         Py_DECREF(parent);
-        Py_DECREF(trace);
         Py_DECREF(start);
         return NULL;
     }
-    set_slot(self, lc.trace_at, trace);
-    set_slot(self, lc.parent_at, Py_NewRef(parent));
     set_slot(self, lc.sid_at, sid);
     set_slot(self, lc.start_at, start);
     PyObject *token = PyContextVar_Set(lc.current, self);
@@ -287,12 +288,15 @@ static PyObject *lifecycle_exit(PyObject *self, PyObject *const *args, Py_ssize_
         get_slot(trace, lc.t_recorded_at) != Py_True || get_slot(self, lc.snap_at) != Py_None) {
         goto python;
     }
-    PyObject *end = call_attr(lc.clock, lc.n_now_ns);
-    if (end == NULL) {
-        return NULL;
-    }
+    /* as the Python method: the span is closed (token cleared) before the clock,
+       which may be Python code, runs; the token is held until the reset */
     Py_INCREF(token);
     set_slot(self, lc.token_at, Py_NewRef(Py_None));
+    PyObject *end = call_attr(lc.clock, lc.n_now_ns);
+    if (end == NULL) {
+        Py_DECREF(token);
+        return NULL;
+    }
     set_slot(self, lc.end_at, end);
     int reset = PyContextVar_Reset(lc.current, token);
     Py_DECREF(token);
@@ -330,11 +334,18 @@ static PyObject *lifecycle_exit(PyObject *self, PyObject *const *args, Py_ssize_
     }
     Py_RETURN_NONE;
 python : {
-    PyObject *full[4] = {self, NULL, NULL, NULL};
-    for (Py_ssize_t i = 0; i < nargs && i < 3; i++) {
+    /* Span.__exit__(self, *args): every argument, so a wrong count fails as in Python */
+    PyObject **full = PyMem_Malloc((size_t)(nargs + 1) * sizeof(PyObject *));
+    if (full == NULL) {
+        return PyErr_NoMemory();
+    }
+    full[0] = self;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
         full[i + 1] = args[i];
     }
-    return PyObject_Vectorcall(lc.py_exit, full, (size_t)(1 + (nargs < 3 ? nargs : 3)), NULL);
+    PyObject *result = PyObject_Vectorcall(lc.py_exit, full, (size_t)(nargs + 1), NULL);
+    PyMem_Free(full);
+    return result;
 }
 }
 
