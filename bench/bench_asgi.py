@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -156,9 +157,26 @@ def load(port: int, seconds: float, connections: int) -> None:
 # -- the orchestrator --------------------------------------------------------------
 
 
-def _start(*args: str) -> tuple[subprocess.Popen[str], int]:
+# With --pin, the servers run on the first CPU and everything else (the load
+# generator, the OTLP receiver) on the others, so the scheduler neither moves a
+# server between cores nor puts the load generator on the server's core.
+_PINS: dict[str, set[int]] = {}
+
+
+def _pin(role: str) -> Callable[[], None] | None:
+    cpus = _PINS.get(role)
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def _start(*args: str, role: str = "other") -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
-        [sys.executable, *args], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent,
+        preexec_fn=_pin(role),  # noqa: PLW1509 - affinity only, no threads yet
     )
     assert process.stdout is not None
     return process, int(process.stdout.readline())
@@ -181,6 +199,7 @@ def _run_load(server: subprocess.Popen[str], port: int, seconds: float, connecti
         capture_output=True,
         text=True,
         check=True,
+        preexec_fn=_pin("other"),
     )
     cpu = _cpu_seconds(server.pid) - before
     rps, total = out.stdout.split()
@@ -200,6 +219,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=float, default=3.0, help="per run (after warm-up)")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--pin", action="store_true", help="servers on CPU 0, load and receiver on the rest"
+    )
     parser.add_argument("--serve", choices=CONFIGURATIONS, help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", default="", help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=3, help=argparse.SUPPRESS)
@@ -214,16 +236,23 @@ def main() -> None:
     from bench_otlp import RECEIVER  # the same discarding receiver (imports the OTel SDK)
 
     rounds, seconds = (5, 2.0) if args.quick else (args.rounds, args.seconds)
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            sys.exit("--pin needs at least 2 CPUs")
+        _PINS.update(server={cpus[0]}, other=set(cpus[1:]))
     receiver, receiver_port = _start("-c", RECEIVER)
     endpoint = f"http://127.0.0.1:{receiver_port}/v1/traces"
     servers = {
-        name: _start(__file__, "--serve", name, "--endpoint", endpoint) for name in CONFIGURATIONS
+        name: _start(__file__, "--serve", name, "--endpoint", endpoint, role="server")
+        for name in CONFIGURATIONS
     }
     runs: list[dict[str, Run]] = []
     try:
         print(
             f"python {sys.version.split()[0]}, {rounds} rounds x {seconds:g} s, "
             f"{args.connections} keep-alive connections, GET / -> 'hello'"
+            + (f", pinned: servers on CPU {sorted(_PINS['server'])}" if _PINS else "")
         )
         for round_ in range(rounds):
             # each round starts with the next configuration: slow drift of the
