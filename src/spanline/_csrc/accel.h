@@ -37,6 +37,8 @@ int slot_offset(PyObject *type, const char *name, Py_ssize_t *out);
    to Python or skips the span); 0, leaving it set, for KeyboardInterrupt, SystemExit
    and other BaseExceptions, which must reach the caller. */
 int clear_if_exception(void);
+/* *slot = the interned str `text` (-1 and an exception on failure). */
+int intern_string(PyObject **slot, const char *text);
 /* A Python int as an unsigned 64-bit number (-1 and an exception otherwise). */
 int read_u64(PyObject *value, uint64_t *out);
 

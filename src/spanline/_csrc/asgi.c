@@ -22,32 +22,27 @@ static const char *const HEADER_NAMES[H_COUNT] = {"traceparent", "tracestate", "
                                                   "user-agent"};
 static PyObject *HEADER_KEYS[H_COUNT];
 
-static int intern(PyObject **slot, const char *text) {
-    *slot = PyUnicode_InternFromString(text);
-    return *slot == NULL ? -1 : 0;
-}
-
 static int strings_ready(void) {
     if (V_HTTP != NULL) {
         return 0;
     }
-    if (intern(&K_METHOD, "method") < 0 || intern(&K_HEADERS, "headers") < 0 ||
-        intern(&K_PATH, "path") < 0 || intern(&K_SCHEME, "scheme") < 0 ||
-        intern(&K_SERVER, "server") < 0 || intern(&K_CLIENT, "client") < 0 ||
-        intern(&A_METHOD, "http.request.method") < 0 || intern(&A_PATH, "url.path") < 0 ||
-        intern(&A_SCHEME, "url.scheme") < 0 ||
-        intern(&A_SERVER_ADDRESS, "server.address") < 0 ||
-        intern(&A_SERVER_PORT, "server.port") < 0 ||
-        intern(&A_CLIENT_ADDRESS, "client.address") < 0 ||
-        intern(&A_USER_AGENT, "user_agent.original") < 0 || intern(&V_SLASH, "/") < 0) {
+    if (intern_string(&K_METHOD, "method") < 0 || intern_string(&K_HEADERS, "headers") < 0 ||
+        intern_string(&K_PATH, "path") < 0 || intern_string(&K_SCHEME, "scheme") < 0 ||
+        intern_string(&K_SERVER, "server") < 0 || intern_string(&K_CLIENT, "client") < 0 ||
+        intern_string(&A_METHOD, "http.request.method") < 0 || intern_string(&A_PATH, "url.path") < 0 ||
+        intern_string(&A_SCHEME, "url.scheme") < 0 ||
+        intern_string(&A_SERVER_ADDRESS, "server.address") < 0 ||
+        intern_string(&A_SERVER_PORT, "server.port") < 0 ||
+        intern_string(&A_CLIENT_ADDRESS, "client.address") < 0 ||
+        intern_string(&A_USER_AGENT, "user_agent.original") < 0 || intern_string(&V_SLASH, "/") < 0) {
         return -1;
     }
     for (int i = 0; i < H_COUNT; i++) {
-        if (intern(&HEADER_KEYS[i], HEADER_NAMES[i]) < 0) {
+        if (intern_string(&HEADER_KEYS[i], HEADER_NAMES[i]) < 0) {
             return -1;
         }
     }
-    return intern(&V_HTTP, "http"); /* last: it marks the set complete */
+    return intern_string(&V_HTTP, "http"); /* last: it marks the set complete */
 }
 
 /* Whether the header name `name` (n bytes) is `lower` in any ASCII case. */

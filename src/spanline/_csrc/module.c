@@ -75,6 +75,11 @@ int clear_if_exception(void) {
     return 1;
 }
 
+int intern_string(PyObject **slot, const char *text) {
+    *slot = PyUnicode_InternFromString(text);
+    return *slot == NULL ? -1 : 0;
+}
+
 int read_u64(PyObject *value, uint64_t *out) {
     if (value == NULL || !PyLong_Check(value)) {
         PyErr_SetString(PyExc_TypeError, "expected an int");

@@ -95,6 +95,21 @@ static int have_processors(void) {
     return truth;
 }
 
+/* PIPELINE.start(span) or PIPELINE.end(span) when processors are installed
+   (0, or -1 with an exception). */
+static int tell_pipeline(PyObject *method, PyObject *span) {
+    int processors = have_processors();
+    if (processors <= 0) {
+        return processors;
+    }
+    PyObject *done = PyObject_CallMethodOneArg(lc.pipeline, method, span);
+    if (done == NULL) {
+        return -1;
+    }
+    Py_DECREF(done);
+    return 0;
+}
+
 /* The root trace of a span entered with no current node, or NULL without an
    exception when the Python method must decide (recording off, or sampling). */
 static PyObject *root_trace(PyObject **start_out) {
@@ -260,16 +275,8 @@ static PyObject *lifecycle_enter(PyObject *self, PyObject *unused) {
         }
     }
     Py_DECREF(parent);
-    int processors = have_processors();
-    if (processors < 0) {
+    if (tell_pipeline(lc.n_start, self) < 0) {
         return NULL;
-    }
-    if (processors) {
-        PyObject *done = PyObject_CallMethodOneArg(lc.pipeline, lc.n_start, self);
-        if (done == NULL) {
-            return NULL;
-        }
-        Py_DECREF(done);
     }
     return Py_NewRef(self);
 }
@@ -311,16 +318,8 @@ static PyObject *lifecycle_exit(PyObject *self, PyObject *const *args, Py_ssize_
         }
         Py_DECREF(done);
     }
-    int processors = have_processors();
-    if (processors < 0) {
+    if (tell_pipeline(lc.n_end, self) < 0) {
         return NULL;
-    }
-    if (processors) {
-        PyObject *done = PyObject_CallMethodOneArg(lc.pipeline, lc.n_end, self);
-        if (done == NULL) {
-            return NULL;
-        }
-        Py_DECREF(done);
     }
     PyObject *parent = get_slot(self, lc.parent_at);
     if (parent == NULL || !Py_IS_TYPE(parent, lc.span_type)) {
@@ -366,11 +365,6 @@ PyTypeObject SpanLifecycleType = {
     .tp_init = lifecycle_init,
     .tp_new = PyType_GenericNew,
 };
-
-static int intern_into(PyObject **slot, const char *text) {
-    *slot = PyUnicode_InternFromString(text);
-    return *slot == NULL ? -1 : 0;
-}
 
 const char span_configure_doc[] =
     "span_configure(span_type, node_type, trace_type, reentry_type, current, config,\n"
@@ -420,15 +414,15 @@ PyObject *span_configure(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "Span must take _trace from Node");
         return NULL;
     }
-    if (intern_into(&lc.n_settings, "settings") < 0 || intern_into(&lc.n_enabled, "enabled") < 0 ||
-        intern_into(&lc.n_sample_all, "sample_all") < 0 ||
-        intern_into(&lc.n_now_ns, "now_ns") < 0 ||
-        intern_into(&lc.n_new_random64, "new_random64") < 0 ||
-        intern_into(&lc.n_processors, "processors") < 0 ||
-        intern_into(&lc.n_start, "start") < 0 || intern_into(&lc.n_end, "end") < 0 ||
-        intern_into(&lc.n_ring, "ring") < 0 || intern_into(&lc.n_append, "append") < 0 ||
-        intern_into(&lc.n_foreign, "_foreign_context") < 0 ||
-        intern_into(&lc.n_kind, "kind") < 0) {
+    if (intern_string(&lc.n_settings, "settings") < 0 || intern_string(&lc.n_enabled, "enabled") < 0 ||
+        intern_string(&lc.n_sample_all, "sample_all") < 0 ||
+        intern_string(&lc.n_now_ns, "now_ns") < 0 ||
+        intern_string(&lc.n_new_random64, "new_random64") < 0 ||
+        intern_string(&lc.n_processors, "processors") < 0 ||
+        intern_string(&lc.n_start, "start") < 0 || intern_string(&lc.n_end, "end") < 0 ||
+        intern_string(&lc.n_ring, "ring") < 0 || intern_string(&lc.n_append, "append") < 0 ||
+        intern_string(&lc.n_foreign, "_foreign_context") < 0 ||
+        intern_string(&lc.n_kind, "kind") < 0) {
         return NULL;
     }
     lc.zero = PyLong_FromLong(0); /* the small-int singleton Span.__init__ stores */

@@ -155,9 +155,9 @@ def _describe(exc: BaseException) -> str:
 if TYPE_CHECKING:
     _Lifecycle = object
 else:
-    # the compiled __enter__/__exit__ (spanline/_csrc/span.c), when built: Span's own
-    # Python methods are removed below so that these are found, and are called by
-    # them for every case but the common one
+    # the compiled __init__/__enter__/__exit__ (spanline/_csrc/span.c), when built:
+    # Span's own Python methods are removed below so that these are found, and are
+    # called by them for every case but the common one
     _Lifecycle = _accel.SpanLifecycle if _accel is not None else object
 
 

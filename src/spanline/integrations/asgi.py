@@ -38,6 +38,11 @@ _SCOPE_ROUTE = "spanline.route"
 _PAIRS = (tuple, list)  # what ASGI servers put in scope["server"] and scope["client"]
 # the request headers the middleware reads, by their raw (ASGI) name
 _WANTED = {name.encode(): name for name in ("traceparent", "tracestate", "baggage", "user-agent")}
+# the compiled scope reader (spanline/_csrc/asgi.c), when built; see _request_python
+_accel = load()
+_request_compiled: Callable[[Scope], Any] | None = (
+    _accel.asgi_request if _accel is not None else None
+)
 
 
 def set_route(scope: Scope, route: str) -> None:
@@ -89,12 +94,6 @@ def _request_python(scope: Scope) -> tuple[str, dict[str, Any], dict[str, list[s
         if agent and agent[0]:
             attributes["user_agent.original"] = agent[0]
     return method, attributes, carrier
-
-
-_accel = load()
-_request_compiled: Callable[[Scope], Any] | None = (
-    _accel.asgi_request if _accel is not None else None
-)
 
 
 def _read_headers(headers: object) -> dict[str, list[str]] | None:
