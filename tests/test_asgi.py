@@ -28,6 +28,26 @@ from tests.receiver import free_port
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
+COMPILED_REQUEST = asgi._Request
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def request_span(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run every test with the compiled request span (spanline/_csrc/asgi_span.c) and
+    with the middleware's Python path, which defines the behaviour."""
+    yield from _choose("_Request", COMPILED_REQUEST, str(request.param))
+
+
+def _choose(name: str, compiled: object, choice: str) -> Iterator[str]:
+    """Set the module global ``name`` to ``compiled`` or ``None`` (Python) for a test."""
+    if choice == "compiled" and compiled is None:
+        pytest.fail("spanline._accel was not built (no C compiler at install time?)")
+    saved = getattr(asgi, name)
+    setattr(asgi, name, compiled if choice == "compiled" else None)
+    try:
+        yield choice
+    finally:
+        setattr(asgi, name, saved)
 
 
 async def order(request: Request) -> PlainTextResponse:
@@ -219,14 +239,7 @@ COMPILED_READER = asgi._request_compiled
 @pytest.fixture(params=["compiled", "python"])
 def reader(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run a test with the compiled scope reader and with the Python one."""
-    if request.param == "compiled" and COMPILED_READER is None:
-        pytest.fail("spanline._accel was not built (no C compiler at install time?)")
-    saved = asgi._request_compiled
-    asgi._request_compiled = COMPILED_READER if request.param == "compiled" else None
-    try:
-        yield str(request.param)
-    finally:
-        asgi._request_compiled = saved
+    yield from _choose("_request_compiled", COMPILED_READER, str(request.param))
 
 
 def test_the_caller_context_query_and_any_header_case(
@@ -328,3 +341,134 @@ def test_the_compiled_reader_reads_what_servers_send() -> None:
     # without a method the Python reader decides (it defaults to GET)
     assert COMPILED_READER({"type": "http"}) is None
     assert asgi._request_python({"type": "http"})[0] == "GET"
+
+
+# -- the compiled request span and the Python path make the same spans ---------------
+
+
+class Message(dict):  # type: ignore[type-arg]
+    """A message that is a mapping but not exactly a dict (read through .get)."""
+
+
+class BadRoute:
+    """A matched route whose path cannot be read."""
+
+    @property
+    def path(self) -> str:
+        raise RuntimeError("no path today")
+
+
+async def _raw_app(scope: dict[str, object], receive: object, send: object) -> None:
+    """A plain ASGI app whose behaviour the scope's path picks."""
+    path = scope["path"]
+    if path == "/named":
+        asgi.set_route(scope, "/named/{x}")  # type: ignore[arg-type]
+    elif path == "/bad-route":
+        scope["route"] = BadRoute()
+    elif path == "/str-route":
+        scope["spanline.route"] = 7  # not a str: the Starlette route is read instead
+        scope["route"] = Route("/str/{x}", order)
+    elif path == "/raises":
+        raise LookupError("the app failed")
+    elif path == "/cancelled":
+        raise asyncio.CancelledError
+    status = 502 if path == "/502" else 200
+    start = {"type": "http.response.start", "status": status, "headers": []}
+    await send(Message(start) if path == "/mapping" else start)  # type: ignore[operator]
+    if path == "/bool-status":
+        await send({"type": "http.response.start", "status": True})  # type: ignore[operator]
+    await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+
+_CASES: list[tuple[str, dict[str, object], dict[str, bool]]] = [
+    ("/", {}, {}),
+    ("/named", {"headers": [(b"traceparent", f"00-{TRACE}-{PARENT}-01".encode())]}, {}),
+    (
+        "/named",
+        {
+            "headers": [
+                (b"baggage", b"spanline.actor.type=user,spanline.actor.id=9"),
+                (b"tracestate", b"a=1"),
+            ]
+        },
+        {"trust_actor": True},
+    ),
+    ("/named", {"headers": [(b"baggage", b"spanline.actor.type=user")]}, {}),
+    ("/502", {"query_string": b"q=1&r=%20"}, {"record_query": True}),
+    ("/502", {"query_string": b""}, {"record_query": True}),
+    ("/raises", {}, {}),
+    ("/cancelled", {}, {}),
+    ("/bad-route", {}, {}),
+    ("/str-route", {}, {}),
+    ("/mapping", {}, {}),
+    ("/bool-status", {}, {}),
+    ("/", {"headers": [[b"User-Agent", b"odd/1"]], "method": None}, {}),  # Python reader
+    ("/", {"headers": [(bytearray(b"traceparent"), b"00-bad")], "server": None}, {}),
+]
+
+
+def _run_cases() -> list[object]:
+    """Every case through the middleware, with fresh deterministic ids and clock:
+    what each sent or raised, and every span as a dict."""
+    capture = Capture()
+    capture.deterministic(start_id=100)
+    spanline.tracer.add_processor(capture)
+    seen: list[object] = []
+    try:
+        for path, extra, options in _CASES:
+            app = SpanlineASGIMiddleware(_raw_app, **options)  # type: ignore[arg-type]
+            scope = {**_scope(path, []), **extra}
+            try:
+                seen.append(_call(app, scope))
+            except BaseException as error:  # compared, not handled
+                seen.append(repr(error))
+        with spanline.span("server lifetime"):
+            seen.append(_call(SpanlineASGIMiddleware(_raw_app), _scope("/", [])))  # type: ignore[arg-type]
+        spanline.configure(enabled=False)
+        try:
+            seen.append(_call(SpanlineASGIMiddleware(_raw_app), _scope("/", [])))  # type: ignore[arg-type]
+        finally:
+            spanline.configure(enabled=True)
+    finally:
+        spanline.tracer.remove_processor(capture)
+    spans = [span.to_dict() for span in capture.spans]
+    for span in spans:  # the traces differ in the middleware's own line only
+        for event in span["events"]:
+            trace = event["attributes"].get("exception.stacktrace")
+            if trace:
+                event["attributes"]["exception.stacktrace"] = trace.splitlines()[-1]
+    return seen + spans
+
+
+def test_the_compiled_request_span_makes_the_same_spans_as_python(
+    spanline_capture: Capture,
+) -> None:
+    asgi._Request = COMPILED_REQUEST
+    compiled = _run_cases()
+    asgi._Request = None
+    python = _run_cases()
+    assert compiled == python
+    spans = [s for s in compiled if isinstance(s, dict) and "name" in s]
+    assert len(spans) >= len(_CASES)
+    names = {s["name"] for s in spans}
+    assert {"GET /named/{x}", "GET /str/{x}", "GET"} <= names
+    assert {"error"} < {s["status"] for s in spans}
+
+
+def test_the_compiled_request_span_is_used_once() -> None:
+    assert COMPILED_REQUEST is not None
+    app = SpanlineASGIMiddleware(_raw_app)  # type: ignore[arg-type]
+
+    async def send(message: object) -> None:
+        pass
+
+    made = COMPILED_REQUEST(app, _scope("/", []), send)
+    with pytest.raises(TypeError, match="one message"):
+        made()
+    with made:
+        with pytest.raises(RuntimeError, match="entered once"):
+            made.__enter__()
+    with pytest.raises(RuntimeError, match="exits once"):
+        made.__exit__(None, None, None)
+    with pytest.raises(TypeError):
+        COMPILED_REQUEST(app, _scope("/", []))

@@ -105,7 +105,23 @@ PyObject *asgi_request(PyObject *self, PyObject *scope);
 extern const char asgi_request_doc[];
 PyObject *span_configure(PyObject *self, PyObject *args);
 extern const char span_configure_doc[];
-extern PyTypeObject SpanLifecycleType;
+extern PyTypeObject SpanLifecycleType, SpanQueueType, AsgiRequestType;
+PyObject *asgi_configure(PyObject *self, PyObject *args);
+/* asgi.c's scope reader: 1 with new references in *method, *attributes and
+   *carrier (NULL when no trace-context header came), 0 when the Python reader must
+   run, -1 on error. */
+int asgi_read_request(PyObject *scope, PyObject **method, PyObject **attributes,
+                      PyObject **carrier);
+extern const char asgi_configure_doc[];
+
+/* Span pieces for asgi.c (span.c; span_configure() first). */
+/* A new Span(name, kind=kind) whose attributes dict is `attributes` (not copied). */
+PyObject *span_new_with(PyObject *name, PyObject *kind, PyObject *attributes);
+/* span.__enter__() and span.__exit__(type, value, traceback). */
+PyObject *span_enter(PyObject *span);
+PyObject *span_exit(PyObject *span, PyObject *type, PyObject *value, PyObject *traceback);
+/* span.update_name(name) (-1 and an exception on failure). */
+int span_rename(PyObject *span, PyObject *name);
 extern const char otlp_configure_doc[], otlp_encode_spans_doc[];
 extern const char rows_configure_doc[], rows_from_spans_doc[];
 extern const char trace_configure_doc[];

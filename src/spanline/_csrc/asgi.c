@@ -252,29 +252,48 @@ static PyObject *build_attributes(const Parts *p, PyObject *carrier) {
     return attributes;
 }
 
-PyObject *asgi_request(PyObject *self, PyObject *scope) {
+/* Read an HTTP scope: 1 with new references in *method, *attributes and *carrier
+   (NULL when no trace-context header came), 0 when the Python reader must run,
+   -1 on error. */
+int asgi_read_request(PyObject *scope, PyObject **method, PyObject **attributes,
+                      PyObject **carrier) {
+    *method = *attributes = *carrier = NULL;
     if (!PyDict_CheckExact(scope)) {
-        Py_RETURN_NONE;
+        return 0;
     }
     if (strings_ready() < 0) {
-        return NULL;
+        return -1;
     }
     Parts parts = {0};
-    PyObject *carrier = NULL, *attributes = NULL, *result = NULL;
     int usual = read_parts(scope, &parts);
     if (usual > 0 && parts.headers != NULL) {
-        usual = read_headers(parts.headers, &carrier);
+        usual = read_headers(parts.headers, carrier);
     }
     if (usual > 0) {
-        attributes = build_attributes(&parts, carrier);
-        if (attributes != NULL) {
-            result = PyTuple_Pack(3, parts.method, attributes, carrier ? carrier : Py_None);
+        *attributes = build_attributes(&parts, *carrier);
+        if (*attributes == NULL) {
+            usual = -1;
+        } else {
+            *method = Py_NewRef(parts.method);
         }
-    } else if (usual == 0) {
-        result = Py_NewRef(Py_None);
     }
-    Py_XDECREF(attributes);
-    Py_XDECREF(carrier);
+    if (usual <= 0) {
+        Py_CLEAR(*carrier);
+    }
     parts_clear(&parts);
+    return usual;
+}
+
+PyObject *asgi_request(PyObject *self, PyObject *scope) {
+    (void)self;
+    PyObject *method, *attributes, *carrier;
+    int usual = asgi_read_request(scope, &method, &attributes, &carrier);
+    if (usual <= 0) {
+        return usual == 0 ? Py_NewRef(Py_None) : NULL;
+    }
+    PyObject *result = PyTuple_Pack(3, method, attributes, carrier ? carrier : Py_None);
+    Py_DECREF(method);
+    Py_DECREF(attributes);
+    Py_XDECREF(carrier);
     return result;
 }

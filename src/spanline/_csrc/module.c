@@ -243,6 +243,7 @@ static PyMethodDef methods[] = {
     {"rows_configure", rows_configure, METH_VARARGS, rows_configure_doc},
     {"rows_from_spans", rows_from_spans, METH_VARARGS, rows_from_spans_doc},
     {"asgi_request", asgi_request, METH_O, asgi_request_doc},
+    {"asgi_configure", asgi_configure, METH_VARARGS, asgi_configure_doc},
     {"span_configure", span_configure, METH_VARARGS, span_configure_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -252,22 +253,26 @@ static struct PyModuleDef module = {
     .m_name = "spanline._accel",
     .m_doc = "spanline's optional compiled helpers: the OTLP span encoder "
              "(spanline.export.otlp_wire), the store's row converter "
-             "(spanline.store.convert), the ASGI scope reader "
-             "(spanline.integrations.asgi) and Span.__enter__/__exit__ "
-             "(spanline.core.span).",
+             "(spanline.store.convert), the ASGI scope reader and request span "
+             "(spanline.integrations.asgi), Span.__enter__/__exit__ "
+             "(spanline.core.span) and the batch queue's producer side "
+             "(spanline.export.span_queue).",
     .m_size = -1,
     .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__accel(void) {
-    if (PyType_Ready(&SpanLifecycleType) < 0) {
+    if (PyType_Ready(&SpanLifecycleType) < 0 || PyType_Ready(&SpanQueueType) < 0 ||
+        PyType_Ready(&AsgiRequestType) < 0) {
         return NULL;
     }
     PyObject *created = PyModule_Create(&module);
     if (created == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(created, "SpanLifecycle", (PyObject *)&SpanLifecycleType) < 0) {
+    if (PyModule_AddObjectRef(created, "SpanLifecycle", (PyObject *)&SpanLifecycleType) < 0 ||
+        PyModule_AddObjectRef(created, "SpanQueue", (PyObject *)&SpanQueueType) < 0 ||
+        PyModule_AddObjectRef(created, "AsgiRequest", (PyObject *)&AsgiRequestType) < 0) {
         Py_DECREF(created);
         return NULL;
     }

@@ -23,7 +23,7 @@ static struct {
     PyObject *n_kind;
     PyObject *zero, *million, *eighty;
     PyObject *n_settings, *n_enabled, *n_sample_all, *n_now_ns, *n_new_random64;
-    PyObject *n_processors, *n_start, *n_end, *n_ring, *n_append, *n_foreign;
+    PyObject *n_hooks, *n_ring, *n_append, *n_foreign;
     /* Span slots */
     Py_ssize_t name_at, type_at, kind_at, attributes_at, trace_at, parent_at, sid_at, start_at, end_at, token_at, children_at, snap_at;
     /* Trace slots */
@@ -84,30 +84,70 @@ static PyObject *new_trace(PyObject *trace_int, PyObject *start) {
     return trace;
 }
 
-/* Whether PIPELINE.processors is non-empty (-1 on error). */
+/* Whether PIPELINE has processors (-1 on error). */
 static int have_processors(void) {
-    PyObject *processors = PyObject_GetAttr(lc.pipeline, lc.n_processors);
-    if (processors == NULL) {
+    PyObject *hooks = PyObject_GetAttr(lc.pipeline, lc.n_hooks);
+    if (hooks == NULL) {
         return -1;
     }
-    int truth = PyObject_IsTrue(processors);
-    Py_DECREF(processors);
+    int truth = PyObject_IsTrue(hooks);
+    Py_DECREF(hooks);
     return truth;
 }
 
-/* PIPELINE.start(span) or PIPELINE.end(span) when processors are installed
-   (0, or -1 with an exception). */
-static int tell_pipeline(PyObject *method, PyObject *span) {
-    int processors = have_processors();
-    if (processors <= 0) {
-        return processors;
-    }
-    PyObject *done = PyObject_CallMethodOneArg(lc.pipeline, method, span);
-    if (done == NULL) {
+enum { HOOK_START = 1, HOOK_END = 2 }; /* their places in a PIPELINE.hooks entry */
+
+/* What Pipeline.start(span) or Pipeline.end(span) does, without its Python frame:
+   call each processor's hook; one that raises an Exception is handed to
+   PIPELINE.failed() and the others still run (0, or -1 with an exception). */
+static int tell_pipeline(int at, PyObject *span) {
+    PyObject *hooks = PyObject_GetAttr(lc.pipeline, lc.n_hooks);
+    if (hooks == NULL) {
         return -1;
     }
-    Py_DECREF(done);
-    return 0;
+    if (!PyTuple_CheckExact(hooks)) {
+        Py_DECREF(hooks);
+        PyErr_SetString(PyExc_TypeError, "PIPELINE.hooks must be a tuple");
+        return -1;
+    }
+    int rc = 0;
+    /* the tuple is held: a hook that changes the processors replaces it, not this one */
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hooks) && rc == 0; i++) {
+        PyObject *entry = PyTuple_GET_ITEM(hooks, i);
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a PIPELINE.hooks entry must be a 3-tuple");
+            rc = -1;
+            break;
+        }
+        PyObject *done = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, at), span);
+        if (done != NULL) {
+            Py_DECREF(done);
+            continue;
+        }
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            rc = -1; /* KeyboardInterrupt and the like reach the caller, as in Python */
+            break;
+        }
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL) {
+            PyException_SetTraceback(value, traceback);
+        }
+        PyObject *counted = PyObject_CallMethod(lc.pipeline, "failed", "sOsO", "processor_errors",
+                                                PyTuple_GET_ITEM(entry, 0),
+                                                at == HOOK_START ? "on_start" : "on_end", value);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        if (counted == NULL) {
+            rc = -1;
+        } else {
+            Py_DECREF(counted);
+        }
+    }
+    Py_DECREF(hooks);
+    return rc;
 }
 
 /* The root trace of a span entered with no current node, or NULL without an
@@ -275,7 +315,7 @@ static PyObject *lifecycle_enter(PyObject *self, PyObject *unused) {
         }
     }
     Py_DECREF(parent);
-    if (tell_pipeline(lc.n_start, self) < 0) {
+    if (tell_pipeline(HOOK_START, self) < 0) {
         return NULL;
     }
     return Py_NewRef(self);
@@ -318,7 +358,7 @@ static PyObject *lifecycle_exit(PyObject *self, PyObject *const *args, Py_ssize_
         }
         Py_DECREF(done);
     }
-    if (tell_pipeline(lc.n_end, self) < 0) {
+    if (tell_pipeline(HOOK_END, self) < 0) {
         return NULL;
     }
     PyObject *parent = get_slot(self, lc.parent_at);
@@ -346,6 +386,54 @@ python : {
     PyMem_Free(full);
     return result;
 }
+}
+
+/* ---------------------------------------------- for the other C helpers (asgi.c) */
+
+PyObject *span_new_with(PyObject *name, PyObject *kind, PyObject *attributes) {
+    if (lc.span_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "span_configure() was not called");
+        return NULL;
+    }
+    /* Span(name, kind=kind) -- what lifecycle_init writes -- then the attributes,
+       as spanline.core.span.span_with_attributes does */
+    PyObject *span = lc.span_type->tp_alloc(lc.span_type, 0);
+    if (span == NULL) {
+        return NULL;
+    }
+    set_slot(span, lc.name_at, Py_NewRef(name));
+    set_slot(span, lc.type_at, Py_NewRef(lc.zero));
+    set_slot(span, lc.kind_at, Py_NewRef(kind));
+    set_slot(span, lc.start_at, Py_NewRef(lc.zero));
+    set_slot(span, lc.end_at, Py_NewRef(lc.zero));
+    set_slot(span, lc.children_at, Py_NewRef(Py_None));
+    set_slot(span, lc.snap_at, Py_NewRef(Py_None));
+    set_slot(span, lc.attributes_at, Py_NewRef(attributes));
+    return span;
+}
+
+PyObject *span_enter(PyObject *span) { return lifecycle_enter(span, NULL); }
+
+PyObject *span_exit(PyObject *span, PyObject *type, PyObject *value, PyObject *traceback) {
+    PyObject *args[3] = {type, value, traceback};
+    return lifecycle_exit(span, args, 3);
+}
+
+int span_rename(PyObject *span, PyObject *name) {
+    if (lc.span_type == NULL || !Py_IS_TYPE(span, lc.span_type) || !PyUnicode_CheckExact(name)) {
+        PyObject *done = PyObject_CallMethod(span, "update_name", "O", name);
+        Py_XDECREF(done);
+        return done == NULL ? -1 : 0;
+    }
+    /* Span.update_name: a span that has ended keeps its name */
+    int ended = PyObject_IsTrue(get_slot(span, lc.end_at));
+    if (ended < 0) {
+        return -1;
+    }
+    if (!ended) {
+        set_slot(span, lc.name_at, Py_NewRef(name));
+    }
+    return 0;
 }
 
 static PyMethodDef lifecycle_methods[] = {
@@ -418,8 +506,7 @@ PyObject *span_configure(PyObject *self, PyObject *args) {
         intern_string(&lc.n_sample_all, "sample_all") < 0 ||
         intern_string(&lc.n_now_ns, "now_ns") < 0 ||
         intern_string(&lc.n_new_random64, "new_random64") < 0 ||
-        intern_string(&lc.n_processors, "processors") < 0 ||
-        intern_string(&lc.n_start, "start") < 0 || intern_string(&lc.n_end, "end") < 0 ||
+        intern_string(&lc.n_hooks, "hooks") < 0 ||
         intern_string(&lc.n_ring, "ring") < 0 || intern_string(&lc.n_append, "append") < 0 ||
         intern_string(&lc.n_foreign, "_foreign_context") < 0 ||
         intern_string(&lc.n_kind, "kind") < 0) {

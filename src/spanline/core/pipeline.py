@@ -11,6 +11,10 @@ Threading rules (the contract later exporters build on):
   minute at most; the exception never reaches the application.
 * ``shutdown()`` and ``force_flush(timeout_millis)`` are called from whichever thread
   calls :func:`spanline.shutdown` / :meth:`Tracer.force_flush`.
+* A processor may offer ``_spanline_hooks()``, returning the two callables the
+  pipeline then calls instead of its ``on_start`` and ``on_end`` (read once, when the
+  processor is added; they must behave as those methods do).  The batch processor
+  offers C-level ones, so a span reaches its queue without a Python frame.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import atexit
 import collections
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from spanline._fork import renew_after_fork
@@ -27,6 +32,8 @@ if TYPE_CHECKING:
     from spanline.core.span import Span
 
 __all__ = ["PIPELINE", "Pipeline", "SpanProcessor"]
+
+Hook = Callable[["Span"], object]
 
 
 @runtime_checkable
@@ -49,10 +56,13 @@ class SpanProcessor(Protocol):
 class Pipeline:
     """The registered processors, the completed-trees ring and the error counters."""
 
-    __slots__ = ("_counts", "_lock", "processors", "ring")
+    __slots__ = ("_counts", "_lock", "hooks", "processors", "ring")
 
     def __init__(self, ring_size: int = 100) -> None:
         self.processors: tuple[SpanProcessor, ...] = ()
+        # (processor, its start hook, its end hook) per processor, in order; the
+        # compiled span lifecycle (spanline/_csrc/span.c) reads it too
+        self.hooks: tuple[tuple[SpanProcessor, Hook, Hook], ...] = ()
         self.ring: collections.deque[Span] = collections.deque(maxlen=ring_size)
         self._lock = threading.Lock()
         renew_after_fork(self)
@@ -69,13 +79,16 @@ class Pipeline:
                     "a span processor needs on_start, on_end, shutdown and "
                     "force_flush"
                 )
+        on_start, on_end = _hooks_of(processor)
         with self._lock:
-            self.processors = (*self.processors, processor)
+            self.hooks = (*self.hooks, (processor, on_start, on_end))
+            self.processors = tuple(entry[0] for entry in self.hooks)
 
     def remove(self, processor: SpanProcessor) -> None:
         """Unregister a processor (no error if it was not registered)."""
         with self._lock:
-            self.processors = tuple(p for p in self.processors if p is not processor)
+            self.hooks = tuple(entry for entry in self.hooks if entry[0] is not processor)
+            self.processors = tuple(entry[0] for entry in self.hooks)
 
     def set_ring_size(self, size: int) -> None:
         """Keep at most ``size`` completed root spans (the newest ones)."""
@@ -87,17 +100,17 @@ class Pipeline:
 
     def start(self, span: Span) -> None:
         """Tell every processor that ``span`` started."""
-        for processor in self.processors:
+        for processor, on_start, _ in self.hooks:
             try:
-                processor.on_start(span)
+                on_start(span)
             except Exception as error:  # noqa: BLE001 - tracing never breaks the app
                 self.failed("processor_errors", processor, "on_start", error)
 
     def end(self, span: Span) -> None:
         """Tell every processor that ``span`` ended."""
-        for processor in self.processors:
+        for processor, _, on_end in self.hooks:
             try:
-                processor.on_end(span)
+                on_end(span)
             except Exception as error:  # noqa: BLE001 - tracing never breaks the app
                 self.failed("processor_errors", processor, "on_end", error)
 
@@ -158,7 +171,28 @@ class Pipeline:
         """Also drop every processor (used between tests)."""
         self.clear()
         with self._lock:
+            self.hooks = ()
             self.processors = ()
+
+
+def _hooks_of(processor: SpanProcessor) -> tuple[Hook, Hook]:
+    """The callables the pipeline calls for ``processor``'s starts and ends: its
+    ``_spanline_hooks()`` when it offers them, else its ``on_start`` and ``on_end``."""
+    offered = getattr(processor, "_spanline_hooks", None)
+    if callable(offered):
+        hooks = offered()
+        if (
+            isinstance(hooks, tuple)
+            and len(hooks) == 2
+            and callable(hooks[0])
+            and callable(hooks[1])
+        ):
+            return hooks
+        raise TypeError(
+            f"{type(processor).__name__}._spanline_hooks() must return two callables "
+            f"(a start hook and an end hook), not {hooks!r}"
+        )
+    return processor.on_start, processor.on_end
 
 
 PIPELINE = Pipeline()

@@ -2,7 +2,9 @@
 
 What the application thread does in ``on_end``: one length check, one
 ``deque.append``, and -- once per batch -- setting an event to wake the worker.  No
-lock, no I/O.  Everything else happens on the worker:
+lock, no I/O, and (with the compiled helpers) no Python frame: the processor gives
+the pipeline C-level hooks (:mod:`spanline.export.span_queue`).  Everything else
+happens on the worker:
 
 * it wakes when the queue reaches ``max_export_batch_size``, when
   ``schedule_delay_millis`` has passed, or on ``force_flush``/``shutdown``, and exports
@@ -37,7 +39,6 @@ flushes within ``shutdown_timeout_millis`` and then shuts the exporter down.
 from __future__ import annotations
 
 import collections
-import itertools
 import os
 import threading
 import time
@@ -49,6 +50,7 @@ from spanline.core import config
 from spanline.core.cardinality import CardinalityGuard
 from spanline.core.span import Span
 from spanline.export.exporter import ExportResult, SpanExporter
+from spanline.export.span_queue import new_span_queue
 
 __all__ = ["BatchSpanProcessor"]
 
@@ -96,16 +98,18 @@ class BatchSpanProcessor:
         self._queue: collections.deque[Span] = collections.deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()
+        if not hasattr(self, "_producer"):
+            self._producer = new_span_queue(
+                self._queue, self._wake, self._drop, self._max_queue, self._batch_size
+            )
+        else:  # a forked child: the pipeline holds this object's hooks, keep it
+            self._producer.reset(self._queue, self._wake)
         self._flush_waiters: list[threading.Event] = []
         self._in_flight: threading.Thread | None = None
         self._flushing: threading.Thread | None = None  # an exporter flush that overran
-        self._stopping = False
         self._stopped = False
         self._abandoned = False
         self._counts: collections.Counter[str] = collections.Counter()
-        # next() on itertools.count is one atomic C call: exact counts, no lock
-        self._started = itertools.count()
-        self._ended = itertools.count()
         self._last_export_ms = 0.0
         self._max_export_ms = 0.0
         self._worker = threading.Thread(target=self._run, name="spanline-batch", daemon=True)
@@ -115,18 +119,20 @@ class BatchSpanProcessor:
 
     def on_start(self, span: Span) -> None:
         """Count the start."""
-        next(self._started)
+        self._producer.started(span)
 
     def on_end(self, span: Span) -> None:
         """Queue the span, or count it dropped if the queue is full or shut down."""
-        next(self._ended)
-        queue = self._queue
-        if len(queue) >= self._max_queue or self._stopping:
-            self._drop()
-            return
-        queue.append(span)
-        if len(queue) >= self._batch_size and not self._wake.is_set():
-            self._wake.set()
+        self._producer.ended(span)
+
+    def _spanline_hooks(self) -> tuple[Any, Any]:
+        """What the pipeline calls instead of on_start/on_end: the producer's own
+        methods (C-level when compiled), one call fewer per span."""
+        return self._producer.started, self._producer.ended
+
+    @property
+    def _stopping(self) -> bool:
+        return self._producer.stopping
 
     def _drop(self) -> None:
         with self._lock:
@@ -310,7 +316,7 @@ class BatchSpanProcessor:
         with self._lock:
             if self._stopping:
                 return
-            self._stopping = True
+            self._producer.stopping = True
         timeout = self._shutdown_timeout_ms if timeout_millis is None else timeout_millis
         self._wake.set()
         self._worker.join(timeout / 1000)
@@ -352,8 +358,8 @@ class BatchSpanProcessor:
             snapshot: dict[str, Any] = dict(self._counts)
             snapshot["last_export_ms"] = self._last_export_ms
             snapshot["max_export_ms"] = self._max_export_ms
-        snapshot["started"] = _peek(self._started)
-        snapshot["ended"] = _peek(self._ended)
+        snapshot["started"] = self._producer.started_count
+        snapshot["ended"] = self._producer.ended_count
         snapshot["queue_depth"] = len(self._queue)
         exporter_stats = getattr(self._exporter, "stats", None)
         if callable(exporter_stats):
@@ -372,12 +378,6 @@ class BatchSpanProcessor:
         ):
             snapshot.setdefault(key, 0)
         return snapshot
-
-
-def _peek(counter: itertools.count[int]) -> int:
-    """The next value an ``itertools.count`` would return, without advancing it
-    (read from its ``repr``, ``count(N)``, which every Python version keeps)."""
-    return int(repr(counter)[6:-1])
 
 
 _LIVE: weakref.WeakSet[BatchSpanProcessor] = weakref.WeakSet()
