@@ -6,16 +6,18 @@ Run:  python bench/bench_asgi.py            (9 rounds x 3 s per configuration)
 
 Every part is its own process, on 127.0.0.1:
 
-* three servers, started once: ``untraced`` (the bare app), ``middleware`` (the app
-  in ``SpanlineASGIMiddleware``, no processor: the cost of making the spans) and
-  ``traced`` (the same with a ``BatchSpanProcessor`` feeding an ``OtlpHttpExporter``,
-  default settings, so uncompressed protobuf: the full cost);
+* four servers, started once: ``untraced`` (the bare app), ``middleware`` (the app
+  in ``SpanlineASGIMiddleware``, no processor: the cost of making the spans),
+  ``queued`` (the same with a ``BatchSpanProcessor`` whose exporter discards each
+  batch: the cost of queueing, without encoding or sending) and ``traced`` (the
+  processor feeding an ``OtlpHttpExporter``, default settings, so uncompressed
+  protobuf: the full cost);
 * the OTLP receiver the traced server exports to (reads and discards bodies);
 * the load generator: ``--connections`` keep-alive connections on raw sockets
   (asyncio), each sending ``GET /`` and reading the whole response before the next;
   the first 0.5 s of each run is warm-up and not counted.
 
-Each round runs all three configurations, each round starting with the next one,
+Each round runs all four configurations, each round starting with the next one,
 so that the machine's drift favours none.  The reported share of untraced is the
 median of the rounds' own ratios (each traced run against the untraced run of the
 same round), with their range; beside it, the server's CPU time per request
@@ -42,7 +44,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 WARMUP_S = 0.5
-CONFIGURATIONS = ("untraced", "middleware", "traced")
+CONFIGURATIONS = ("untraced", "middleware", "queued", "traced")
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench-asgi\r\n\r\n"
 
 
@@ -67,7 +69,7 @@ def serve(mode: str, endpoint: str) -> None:
     from starlette.routing import Route
 
     import spanline
-    from spanline.export import BatchSpanProcessor
+    from spanline.export import BatchSpanProcessor, ExportResult
     from spanline.export.otlp_http import OtlpHttpExporter
     from spanline.integrations.asgi import SpanlineASGIMiddleware
 
@@ -79,6 +81,19 @@ def serve(mode: str, endpoint: str) -> None:
     if mode == "traced":
         processor = BatchSpanProcessor(OtlpHttpExporter(endpoint=endpoint))
         spanline.tracer.add_processor(processor)
+    elif mode == "queued":
+
+        class Discard:
+            def export(self, batch: object, timeout_millis: int = 0) -> ExportResult:
+                return ExportResult.SUCCESS
+
+            def shutdown(self) -> None:
+                pass
+
+            def force_flush(self, timeout_millis: int = 0) -> bool:
+                return True
+
+        spanline.tracer.add_processor(BatchSpanProcessor(Discard()))
     if mode != "untraced":
         app = SpanlineASGIMiddleware(app)  # type: ignore[arg-type]
     # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets whose
@@ -257,7 +272,8 @@ def main() -> None:
         for round_ in range(rounds):
             # each round starts with the next configuration: slow drift of the
             # machine's speed then favours none of them
-            order = CONFIGURATIONS[round_ % 3 :] + CONFIGURATIONS[: round_ % 3]
+            first = round_ % len(CONFIGURATIONS)
+            order = CONFIGURATIONS[first:] + CONFIGURATIONS[:first]
             results: dict[str, Run] = {}
             for name in order:
                 server, port = servers[name]

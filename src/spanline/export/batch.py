@@ -50,6 +50,7 @@ from spanline.core import config
 from spanline.core.cardinality import CardinalityGuard
 from spanline.core.span import Span
 from spanline.export.exporter import ExportResult, SpanExporter
+from spanline.export.runner import CallRunner
 from spanline.export.span_queue import new_span_queue
 
 __all__ = ["BatchSpanProcessor"]
@@ -105,7 +106,9 @@ class BatchSpanProcessor:
         else:  # a forked child: the pipeline holds this object's hooks, keep it
             self._producer.reset(self._queue, self._wake)
         self._flush_waiters: list[threading.Event] = []
-        self._in_flight: threading.Thread | None = None
+        # one long-lived thread runs the export calls; a call that overran its timeout
+        # keeps it busy, and no other call starts until that one returns
+        self._runner = CallRunner("spanline-export")
         self._flushing: threading.Thread | None = None  # an exporter flush that overran
         self._stopped = False
         self._abandoned = False
@@ -204,14 +207,7 @@ class BatchSpanProcessor:
         return left
 
     def _previous_call_finished(self) -> bool:
-        call = self._in_flight
-        if call is None:
-            return True
-        call.join(self._export_timeout_ms / 1000)
-        if call.is_alive():
-            return False
-        self._in_flight = None
-        return True
+        return not self._runner.busy() or self._runner.wait(self._export_timeout_ms / 1000)
 
     def _export(self, batch: list[Span]) -> None:
         outcome: list[Any] = []
@@ -223,24 +219,22 @@ class BatchSpanProcessor:
                 outcome.append(error)
 
         started = time.perf_counter()
-        thread = threading.Thread(target=call, name="spanline-export", daemon=True)
-        thread.start()
-        thread.join(self._export_timeout_ms / 1000)
+        self._runner.submit(call)
+        finished = self._runner.wait(self._export_timeout_ms / 1000)
         elapsed_ms = (time.perf_counter() - started) * 1000
         exporter_name = type(self._exporter).__name__
         with self._lock:
             self._counts["batches"] += 1
             self._last_export_ms = elapsed_ms
             self._max_export_ms = max(self._max_export_ms, elapsed_ms)
-            if thread.is_alive():
-                self._in_flight = thread
+            if not finished:
                 self._counts["export_timeouts"] += 1
                 self._counts["timed_out_spans"] += len(batch)
             elif outcome and outcome[0] is ExportResult.SUCCESS:
                 self._counts["exported"] += len(batch)
             else:
                 self._counts["export_failed"] += len(batch)
-        if thread.is_alive():
+        if not finished:
             report(
                 f"export-timeout:{id(self)}",
                 "spanline: %s.export did not finish within %d ms; %d spans counted as timed out",
@@ -333,6 +327,7 @@ class BatchSpanProcessor:
                 left,
             )
         self._stopped = True
+        self._runner.stop()  # its thread ends once the last export returns
         try:
             self._exporter.shutdown()
         except Exception as error:  # noqa: BLE001 - tracing never breaks the app
