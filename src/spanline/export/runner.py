@@ -1,11 +1,11 @@
 """A long-lived thread that runs one call at a time for a caller who waits on it
 with a deadline, and can walk away from a call that overruns.
 
-The batch processor hands each ``export`` (and ``force_flush``) to one of these
-instead of starting a thread per batch: starting, handshaking with and joining a
-thread per batch cost ~3 ms of CPU per batch on a busy server
-(``bench/bench_asgi.py``), most of it in GIL hand-offs.  A call that never returns
-keeps its runner busy; the caller sees :meth:`busy` and starts no other call there.
+The batch processor hands each ``export`` to one of these instead of starting a
+thread per batch: starting, handshaking with and joining a thread per batch cost its
+worker about 0.2 ms of CPU per batch on a busy server (``bench/bench_asgi.py``,
+64-span batches).  A call that never returns keeps its runner busy; the caller sees
+:meth:`busy` and starts no other call there.
 """
 
 from __future__ import annotations
