@@ -1,8 +1,9 @@
 """ASGI throughput: requests per second of a minimal Starlette app under uvicorn, with
 and without spanline's middleware and OTLP export.
 
-Run:  python bench/bench_asgi.py            (9 rounds x 3 s per configuration)
-      python bench/bench_asgi.py --quick    (5 rounds x 2 s)
+Run:  python bench/bench_asgi.py            (60 cycles x 0.3 s per server, ~80 s)
+      python bench/bench_asgi.py --quick    (20 cycles)
+      python bench/bench_asgi.py --pin      (servers on one CPU, the rest on others)
 
 Every part is its own process, on 127.0.0.1:
 
@@ -13,17 +14,18 @@ Every part is its own process, on 127.0.0.1:
   processor feeding an ``OtlpHttpExporter``, default settings, so uncompressed
   protobuf: the full cost);
 * the OTLP receiver the traced server exports to (reads and discards bodies);
-* the load generator: ``--connections`` keep-alive connections on raw sockets
-  (asyncio), each sending ``GET /`` and reading the whole response before the next;
-  the first 0.5 s of each run is warm-up and not counted.
+* one load generator holding ``--connections`` keep-alive connections to each server
+  (asyncio, raw sockets), each sending ``GET /`` and reading the whole response
+  before the next.
 
-Each round runs all four configurations, each round starting with the next one,
-so that the machine's drift favours none.  The reported share of untraced is the
-median of the rounds' own ratios (each traced run against the untraced run of the
-same round), with their range; beside it, the server's CPU time per request
-(Linux ``/proc``).  At the end the traced server shuts down and reports what its
-batch processor exported and dropped: a benchmark that dropped spans would flatter
-the traced side.
+The load moves between the servers in slices of ``--slice`` seconds: each cycle
+loads every server once, each cycle starting with the next one, so that the
+machine's speed, which drifts by tens of percent within seconds on a shared host,
+is shared by all of them.  Reported per server: requests per second over all its
+slices and its share of the untraced server's, the median and 10th-90th percentile
+of the cycles' own shares, and the server's CPU time per request (Linux ``/proc``).
+At the end the traced server shuts down and reports what its batch processor
+exported and dropped: a benchmark that dropped spans would flatter the traced side.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 WARMUP_S = 0.5
 CONFIGURATIONS = ("untraced", "middleware", "queued", "traced")
@@ -122,51 +123,66 @@ def serve(mode: str, endpoint: str) -> None:
 # -- the load generator process ----------------------------------------------------
 
 
-async def _connection(
-    port: int, start: float, stop: float, counts: list[int], totals: list[int]
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    done = total = 0
-    try:
-        while True:
-            writer.write(REQUEST)
-            head = await reader.readuntil(b"\r\n\r\n")
+class _Client:
+    """One keep-alive connection sending ``GET /`` and reading whole responses."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def until(self, stop: float) -> int:
+        """Send requests one after another until ``stop``; how many completed."""
+        done = 0
+        while time.monotonic() < stop:
+            self.writer.write(REQUEST)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"unexpected response: {head[:40]!r}")
             length = 0
             for line in head.split(b"\r\n"):
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"unexpected response: {head[:40]!r}")
-            await reader.readexactly(length)
-            total += 1
-            now = time.monotonic()
-            if now >= stop:
-                break
-            if now >= start:
-                done += 1
-    finally:
-        counts.append(done)
-        totals.append(total)
-        writer.close()
-        await writer.wait_closed()
+            await self.reader.readexactly(length)
+            done += 1
+        return done
 
 
-async def _load(port: int, seconds: float, connections: int) -> tuple[int, int]:
-    start = time.monotonic() + WARMUP_S
-    stop = start + seconds
-    counts: list[int] = []
-    totals: list[int] = []
-    await asyncio.gather(
-        *(_connection(port, start, stop, counts, totals) for _ in range(connections))
-    )
-    return sum(counts), sum(totals)
+async def _interleaved(
+    targets: list[tuple[int, int]], cycles: int, slice_s: float, connections: int
+) -> list[list[tuple[int, float, float]]]:
+    """Load each (port, pid) server in turn for ``slice_s``, ``cycles`` times, each
+    cycle starting with the next server; per cycle and server: requests completed,
+    seconds taken and the server's CPU seconds (``/proc``)."""
+    clients = []
+    for port, _ in targets:
+        opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
+        clients.append([_Client(reader, writer) for reader, writer in opened])
+    for group in clients:  # warm-up: connections, first requests, caches
+        await asyncio.gather(*(c.until(time.monotonic() + WARMUP_S) for c in group))
+    table: list[list[tuple[int, float, float]]] = []
+    for cycle in range(cycles):
+        row: list[tuple[int, float, float]] = [(0, 0.0, 0.0)] * len(targets)
+        for step in range(len(targets)):
+            index = (cycle + step) % len(targets)
+            cpu = _cpu_seconds(targets[index][1])
+            began = time.monotonic()
+            counts = await asyncio.gather(*(c.until(began + slice_s) for c in clients[index]))
+            row[index] = (
+                sum(counts),
+                time.monotonic() - began,
+                _cpu_seconds(targets[index][1]) - cpu,
+            )
+        table.append(row)
+    for group in clients:
+        for client in group:
+            client.writer.close()
+    return table
 
 
-def load(port: int, seconds: float, connections: int) -> None:
-    """Print the requests per second one run achieved, and all requests it sent
-    (warm-up included)."""
-    counted, total = asyncio.run(_load(port, seconds, connections))
-    print(counted / seconds, total, flush=True)
+def load(spec: str, cycles: int, slice_s: float, connections: int) -> None:
+    """Print (JSON) the per-cycle table of :func:`_interleaved` for ``port:pid,...``."""
+    targets = [(int(p), int(q)) for p, q in (item.split(":") for item in spec.split(","))]
+    print(json.dumps(asyncio.run(_interleaved(targets, cycles, slice_s, connections))))
 
 
 # -- the orchestrator --------------------------------------------------------------
@@ -207,50 +223,29 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _run_load(server: subprocess.Popen[str], port: int, seconds: float, connections: int) -> Run:
-    before = _cpu_seconds(server.pid)
-    out = subprocess.run(
-        [sys.executable, __file__, "--load", str(port), str(seconds), str(connections)],
-        capture_output=True,
-        text=True,
-        check=True,
-        preexec_fn=_pin("other"),
-    )
-    cpu = _cpu_seconds(server.pid) - before
-    rps, total = out.stdout.split()
-    return Run(float(rps), cpu * 1e6 / max(1, int(total)))
-
-
-class Run(NamedTuple):
-    """One load run against one server."""
-
-    rps: float
-    cpu_us: float  # the server's CPU time per request (all its threads), warm-up included
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 rounds of 2 s runs")
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--seconds", type=float, default=3.0, help="per run (after warm-up)")
+    parser.add_argument("--quick", action="store_true", help="20 cycles")
+    parser.add_argument("--cycles", type=int, default=60)
+    parser.add_argument("--slice", type=float, default=0.3, help="seconds per server per cycle")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument(
         "--pin", action="store_true", help="servers on CPU 0, load and receiver on the rest"
     )
     parser.add_argument("--serve", choices=CONFIGURATIONS, help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--load", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    cycles = 20 if args.quick else args.cycles
     if args.serve:
         serve(args.serve, args.endpoint)
         return
     if args.load:
-        load(int(args.load[0]), float(args.load[1]), int(args.load[2]))
+        load(args.load, cycles, args.slice, args.connections)
         return
 
     from bench_otlp import RECEIVER  # the same discarding receiver (imports the OTel SDK)
 
-    rounds, seconds = (5, 2.0) if args.quick else (args.rounds, args.seconds)
     if args.pin:
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
@@ -262,37 +257,40 @@ def main() -> None:
         name: _start(__file__, "--serve", name, "--endpoint", endpoint, role="server")
         for name in CONFIGURATIONS
     }
-    runs: list[dict[str, Run]] = []
+    spec = ",".join(f"{port}:{server.pid}" for server, port in servers.values())
+    print(
+        f"python {sys.version.split()[0]}, {cycles} cycles x {args.slice:g} s per server, "
+        f"{args.connections} keep-alive connections, GET / -> 'hello'"
+        + (f", pinned: servers on CPU {sorted(_PINS['server'])}" if _PINS else ""),
+        flush=True,
+    )
     try:
-        print(
-            f"python {sys.version.split()[0]}, {rounds} rounds x {seconds:g} s, "
-            f"{args.connections} keep-alive connections, GET / -> 'hello'"
-            + (f", pinned: servers on CPU {sorted(_PINS['server'])}" if _PINS else "")
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--load",
+                spec,
+                "--cycles",
+                str(cycles),
+                "--slice",
+                str(args.slice),
+                "--connections",
+                str(args.connections),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            preexec_fn=_pin("other"),
         )
-        for round_ in range(rounds):
-            # each round starts with the next configuration: slow drift of the
-            # machine's speed then favours none of them
-            first = round_ % len(CONFIGURATIONS)
-            order = CONFIGURATIONS[first:] + CONFIGURATIONS[:first]
-            results: dict[str, Run] = {}
-            for name in order:
-                server, port = servers[name]
-                results[name] = run = _run_load(server, port, seconds, args.connections)
-                print(
-                    f"round {round_ + 1}  {name:<10} {run.rps:7.0f} req/s  "
-                    f"{run.cpu_us:6.1f} us CPU/request",
-                    flush=True,
-                )
-            runs.append(results)
     finally:
         for server, _ in servers.values():
             server.send_signal(signal.SIGTERM)
         outputs = {name: server.communicate(timeout=60)[0] for name, (server, _) in servers.items()}
-        stats_line = outputs["traced"].strip()
         receiver.terminate()
         receiver.wait(10)
-    _report(runs)
-    stats = json.loads(stats_line) if stats_line else {}
+    _report(json.loads(out.stdout))
+    stats = json.loads(outputs["traced"].strip() or "{}")
     print(
         f"traced server exported {stats.get('exported', 0):.0f} spans in "
         f"{stats.get('batches', 0):.0f} batches, dropped "
@@ -300,18 +298,25 @@ def main() -> None:
     )
 
 
-def _report(runs: list[dict[str, Run]]) -> None:
-    """Medians per configuration, and the median of each round's own ratio to the
-    untraced run of the same round (pairs within a round share the machine's mood)."""
-    for name in CONFIGURATIONS:
-        rps = statistics.median(r[name].rps for r in runs)
-        cpu = statistics.median(r[name].cpu_us for r in runs)
-        shares = sorted(r[name].rps / r["untraced"].rps for r in runs)
-        cpu_share = statistics.median(r["untraced"].cpu_us / r[name].cpu_us for r in runs)
+def _report(table: list[list[list[float]]]) -> None:
+    """Per configuration: requests per second over all its slices, its share of the
+    untraced server's (all slices), the median and range of the cycles' own shares
+    (neighbouring slices share the machine's mood), and CPU time per request."""
+    untraced = CONFIGURATIONS.index("untraced")
+    base = sum(row[untraced][0] for row in table) / sum(row[untraced][1] for row in table)
+    base_cpu = sum(row[untraced][2] for row in table) / sum(row[untraced][0] for row in table)
+    for index, name in enumerate(CONFIGURATIONS):
+        requests = sum(row[index][0] for row in table)
+        rps = requests / sum(row[index][1] for row in table)
+        cpu = sum(row[index][2] for row in table) / requests
+        shares = sorted(
+            (row[index][0] / row[index][1]) / (row[untraced][0] / row[untraced][1]) for row in table
+        )
+        low, high = shares[len(shares) // 10], shares[-1 - len(shares) // 10]
         print(
-            f"median   {name:<10} {rps:7.0f} req/s  {statistics.median(shares):6.1%} of untraced "
-            f"(rounds {shares[0]:.0%}-{shares[-1]:.0%})   {cpu:6.1f} us CPU/request "
-            f"(untraced/this {cpu_share:.1%})"
+            f"{name:<10} {rps:7.0f} req/s  {rps / base:6.1%} of untraced  "
+            f"(cycles: median {statistics.median(shares):.1%}, 10th-90th {low:.0%}-{high:.0%})  "
+            f"{cpu * 1e6:6.1f} us CPU/request (untraced/this {base_cpu / cpu:.1%})"
         )
     print("target: traced >= 90% of untraced")
 
