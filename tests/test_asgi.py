@@ -358,6 +358,18 @@ class BadRoute:
         raise RuntimeError("no path today")
 
 
+class Halt(BaseException):
+    """Not an Exception: it must end the span and reach the server."""
+
+
+class HaltingRoute:
+    """A matched route whose path raises a BaseException."""
+
+    @property
+    def path(self) -> str:
+        raise Halt("stop reading routes")
+
+
 async def _raw_app(scope: dict[str, object], receive: object, send: object) -> None:
     """A plain ASGI app whose behaviour the scope's path picks."""
     path = scope["path"]
@@ -365,6 +377,8 @@ async def _raw_app(scope: dict[str, object], receive: object, send: object) -> N
         asgi.set_route(scope, "/named/{x}")  # type: ignore[arg-type]
     elif path == "/bad-route":
         scope["route"] = BadRoute()
+    elif path == "/halting-route":
+        scope["route"] = HaltingRoute()
     elif path == "/str-route":
         scope["spanline.route"] = 7  # not a str: the Starlette route is read instead
         scope["route"] = Route("/str/{x}", order)
@@ -374,7 +388,10 @@ async def _raw_app(scope: dict[str, object], receive: object, send: object) -> N
         raise asyncio.CancelledError
     status = 502 if path == "/502" else 200
     start = {"type": "http.response.start", "status": status, "headers": []}
-    await send(Message(start) if path == "/mapping" else start)  # type: ignore[operator]
+    if path == "/keyword":
+        await send(message=start)  # type: ignore[operator]
+    else:
+        await send(Message(start) if path == "/mapping" else start)  # type: ignore[operator]
     if path == "/bool-status":
         await send({"type": "http.response.start", "status": True})  # type: ignore[operator]
     await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
@@ -396,6 +413,9 @@ _CASES: list[tuple[str, dict[str, object], dict[str, bool]]] = [
     ("/named", {"headers": [(b"baggage", b"spanline.actor.type=user")]}, {}),
     ("/502", {"query_string": b"q=1&r=%20"}, {"record_query": True}),
     ("/502", {"query_string": b""}, {"record_query": True}),
+    ("/", {"query_string": 3}, {"record_query": True}),  # bytes(3): three NULs
+    ("/keyword", {}, {}),
+    ("/halting-route", {}, {}),
     ("/raises", {}, {}),
     ("/cancelled", {}, {}),
     ("/bad-route", {}, {}),
@@ -432,11 +452,13 @@ def _run_cases() -> list[object]:
     finally:
         spanline.tracer.remove_processor(capture)
     spans = [span.to_dict() for span in capture.spans]
-    for span in spans:  # the traces differ in the middleware's own line only
+    for span in spans:  # the traces differ in the middleware's own lines only
         for event in span["events"]:
             trace = event["attributes"].get("exception.stacktrace")
             if trace:
-                event["attributes"]["exception.stacktrace"] = trace.splitlines()[-1]
+                lines = trace.splitlines()
+                kept = [line for line in lines if "test_asgi.py" in line] + lines[-1:]
+                event["attributes"]["exception.stacktrace"] = kept
     return seen + spans
 
 

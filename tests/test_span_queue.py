@@ -180,3 +180,11 @@ def test_hooks_that_are_not_two_callables_are_refused() -> None:
 
     with pytest.raises(TypeError, match="two callables"):
         spanline.tracer.add_processor(Odd())
+
+
+@pytest.mark.parametrize("kind", IMPLEMENTATIONS)
+def test_a_queue_made_without_init_refuses_spans_instead_of_crashing(kind: Any) -> None:
+    producer = kind.__new__(kind)
+    producer.reset(collections.deque(), threading.Event())  # still no drop callback
+    with pytest.raises((RuntimeError, AttributeError)):
+        producer.ended(object())

@@ -94,8 +94,15 @@ static int reset_token(AsgiRequest *self) {
 static PyObject *request_send(PyObject *op, PyObject *const *args, size_t nargsf,
                               PyObject *kwnames) {
     AsgiRequest *self = (AsgiRequest *)op;
-    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+    /* send(message) or send(message=...), as the Python path's function takes */
+    Py_ssize_t keywords = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (PyVectorcall_NARGS(nargsf) + keywords != 1 ||
+        (keywords && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "message"))) {
         PyErr_SetString(PyExc_TypeError, "send(message) takes exactly one message");
+        return NULL;
+    }
+    if (self->span == NULL || self->attributes == NULL || self->send == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "this AsgiRequest was cleared");
         return NULL;
     }
     PyObject *message = args[0];
@@ -190,10 +197,11 @@ static PyObject *request_create(PyObject *middleware, PyObject *scope, PyObject 
         PyObject *query = get_item(scope, K_QUERY);
         int present = query == NULL ? -1 : PyObject_IsTrue(query);
         if (present > 0) {
-            PyObject *raw = PyBytes_FromObject(query);
-            PyObject *text = raw == NULL ? NULL
-                                         : PyUnicode_DecodeLatin1(PyBytes_AS_STRING(raw),
-                                                                  PyBytes_GET_SIZE(raw), NULL);
+            PyObject *raw = PyObject_CallOneArg((PyObject *)&PyBytes_Type, query);
+            PyObject *text = raw == NULL || !PyBytes_Check(raw)
+                                 ? NULL
+                                 : PyUnicode_DecodeLatin1(PyBytes_AS_STRING(raw),
+                                                          PyBytes_GET_SIZE(raw), NULL);
             present = text == NULL ? -1 : PyObject_SetItem(attributes, A_QUERY, text);
             Py_XDECREF(raw);
             Py_XDECREF(text);
@@ -300,7 +308,7 @@ static PyObject *request_enter(PyObject *op, PyObject *unused) {
         PyErr_SetString(PyExc_RuntimeError, "an AsgiRequest is entered once");
         return NULL;
     }
-    self->state = ENTERED;
+    self->state = EXITED; /* until it has entered: a failed enter has no exit */
     PyObject *node = incoming(self);
     if (node == NULL) {
         return NULL;
@@ -318,32 +326,38 @@ static PyObject *request_enter(PyObject *op, PyObject *unused) {
         return NULL;
     }
     Py_DECREF(entered);
+    self->state = ENTERED;
     return Py_NewRef(op);
 }
 
 /* -- exiting: the route, the span, the caller's context --------------------------- */
 
-/* Rename the span `METHOD route` once the app has matched a route (0, or -1). */
-static int name_by_route(AsgiRequest *self) {
+/* The matched route template (a new reference; None when there is none), as the
+   Python path reads it: an Exception while reading means no route; NULL with a
+   BaseException pending. */
+static PyObject *read_route(AsgiRequest *self) {
     PyObject *route = get_item(self->scope, K_SPANLINE_ROUTE);
-    if (route == NULL) {
-        return -1;
-    }
-    if (!PyUnicode_CheckExact(route)) {
+    if (route != NULL && !PyUnicode_CheckExact(route)) {
         Py_DECREF(route);
         PyObject *matched = get_item(self->scope, K_ROUTE);
-        if (matched == NULL) {
-            return -1;
+        route = matched == NULL ? NULL : PyObject_GetAttr(matched, N_PATH);
+        Py_XDECREF(matched);
+        if (route == NULL && matched != NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear(); /* getattr(matched, "path", None) */
+            return Py_NewRef(Py_None);
         }
-        route = PyObject_GetAttr(matched, N_PATH); /* getattr(matched, "path", None) */
-        Py_DECREF(matched);
-        if (route == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-                return -1;
-            }
-            PyErr_Clear();
-            return 0;
-        }
+    }
+    if (route == NULL && clear_if_exception()) {
+        return Py_NewRef(Py_None); /* an odd route object: no route */
+    }
+    return route;
+}
+
+/* Rename the span `METHOD route` once the app has matched a route (0, or -1). */
+static int name_by_route(AsgiRequest *self) {
+    PyObject *route = read_route(self);
+    if (route == NULL) {
+        return -1;
     }
     int rc = 0;
     if (PyUnicode_CheckExact(route) && PyUnicode_GET_LENGTH(route) > 0) {
@@ -379,12 +393,21 @@ static PyObject *request_exit(PyObject *op, PyObject *const *args, Py_ssize_t na
         return NULL;
     }
     self->state = EXITED;
+    if (self->span == NULL || self->attributes == NULL || self->scope == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "this AsgiRequest was cleared");
+        return NULL;
+    }
     PyObject *done;
-    if (name_by_route(self) < 0 && !clear_if_exception()) {
-        /* a BaseException while reading the route: it ends the span, as in Python */
+    if (name_by_route(self) < 0) {
+        /* naming failed (or a BaseException while reading the route): as an
+           exception raised in the Python path's `finally`, it replaces the app's
+           and ends the span */
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
         PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL) {
+            PyException_SetTraceback(value, traceback);
+        }
         done = span_exit(self->span, type, value, traceback ? traceback : Py_None);
         Py_XDECREF(done);
         if (done != NULL) {

@@ -44,9 +44,10 @@ static void queue_dealloc(SpanQueue *self) {
 
 /* Point at a new deque and event; counters to 0, not stopping. */
 static int queue_reset_to(SpanQueue *self, PyObject *queue, PyObject *wake) {
-    if (n_append == NULL && (intern_string(&n_append, "append") < 0 ||
-                             intern_string(&n_is_set, "is_set") < 0 ||
-                             intern_string(&n_set, "set") < 0)) {
+    /* n_set, interned last, marks the set complete */
+    if (n_set == NULL && (intern_string(&n_append, "append") < 0 ||
+                          intern_string(&n_is_set, "is_set") < 0 ||
+                          intern_string(&n_set, "set") < 0)) {
         return -1;
     }
     PyObject *append = PyObject_GetAttr(queue, n_append);
@@ -108,22 +109,23 @@ static int call_method(PyObject *obj, PyObject *method) {
 }
 
 static PyObject *queue_ended(SpanQueue *self, PyObject *span) {
-    self->ended_count++;
-    if (self->queue == NULL) {
+    if (self->queue == NULL || self->drop == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "SpanQueue was not initialized");
         return NULL;
     }
+    self->ended_count++;
     /* held: a deque subclass or a wake-up may run Python code that resets us */
     PyObject *queue = Py_NewRef(self->queue);
     PyObject *append = Py_NewRef(self->append);
     PyObject *wake = Py_NewRef(self->wake);
+    PyObject *drop = Py_NewRef(self->drop);
     PyObject *result = NULL;
     Py_ssize_t depth = PyObject_Size(queue);
     if (depth < 0) {
         goto done;
     }
     if (depth >= self->max_queue || self->stopping) {
-        result = PyObject_CallNoArgs(self->drop);
+        result = PyObject_CallNoArgs(drop);
         goto done;
     }
     PyObject *appended = PyObject_CallOneArg(append, span);
@@ -151,6 +153,7 @@ done:
     Py_DECREF(queue);
     Py_DECREF(append);
     Py_DECREF(wake);
+    Py_DECREF(drop);
     if (result != NULL && result != Py_None) {
         Py_SETREF(result, Py_NewRef(Py_None)); /* drop()'s own result is not ours */
     }

@@ -420,13 +420,17 @@ PyObject *span_exit(PyObject *span, PyObject *type, PyObject *value, PyObject *t
 }
 
 int span_rename(PyObject *span, PyObject *name) {
-    if (lc.span_type == NULL || !Py_IS_TYPE(span, lc.span_type) || !PyUnicode_CheckExact(name)) {
+    PyObject *end = NULL; /* unset too for a Span not made by Span.__init__ */
+    if (lc.span_type != NULL && Py_IS_TYPE(span, lc.span_type) && PyUnicode_CheckExact(name)) {
+        end = get_slot(span, lc.end_at);
+    }
+    if (end == NULL) { /* anything unusual: the method decides */
         PyObject *done = PyObject_CallMethod(span, "update_name", "O", name);
         Py_XDECREF(done);
         return done == NULL ? -1 : 0;
     }
     /* Span.update_name: a span that has ended keeps its name */
-    int ended = PyObject_IsTrue(get_slot(span, lc.end_at));
+    int ended = PyObject_IsTrue(end);
     if (ended < 0) {
         return -1;
     }
