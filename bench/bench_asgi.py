@@ -109,6 +109,9 @@ def serve(mode: str, endpoint: str) -> None:
         log_level="critical",
         access_log=False,
         lifespan="off",
+        # a server waits its turn for several seconds between slices: keep the
+        # load generator's connections open meanwhile (uvicorn closes idle ones after 5 s)
+        timeout_keep_alive=3600,
     )
     # uvicorn re-raises the SIGTERM it caught once it has shut down, through the
     # handler that was installed before it: make that one end run() normally
@@ -147,42 +150,55 @@ class _Client:
         return done
 
 
+Slot = tuple[int, float, float, int]  # requests, seconds, server CPU seconds, process
+
+
 async def _interleaved(
-    targets: list[tuple[int, int]], cycles: int, slice_s: float, connections: int
-) -> list[list[tuple[int, float, float]]]:
-    """Load each (port, pid) server in turn for ``slice_s``, ``cycles`` times, each
-    cycle starting with the next server; per cycle and server: requests completed,
-    seconds taken and the server's CPU seconds (``/proc``)."""
+    configurations: list[list[tuple[int, int]]], cycles: int, slice_s: float, connections: int
+) -> list[list[Slot]]:
+    """Load each configuration in turn for ``slice_s``, ``cycles`` times, each cycle
+    starting with the next configuration and using each configuration's next server
+    process ((port, pid) pairs); per cycle and configuration: requests completed,
+    seconds taken, the server's CPU seconds (``/proc``) and which process served."""
     clients = []
-    for port, _ in targets:
-        opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
-        clients.append([_Client(reader, writer) for reader, writer in opened])
-    for group in clients:  # warm-up: connections, first requests, caches
-        await asyncio.gather(*(c.until(time.monotonic() + WARMUP_S) for c in group))
-    table: list[list[tuple[int, float, float]]] = []
+    for processes in configurations:
+        groups = []
+        for port, _ in processes:
+            opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
+            group = [_Client(reader, writer) for reader, writer in opened]
+            # warm-up: connections, first requests, caches
+            await asyncio.gather(*(c.until(time.monotonic() + WARMUP_S) for c in group))
+            groups.append(group)
+        clients.append(groups)
+    table: list[list[Slot]] = []
     for cycle in range(cycles):
-        row: list[tuple[int, float, float]] = [(0, 0.0, 0.0)] * len(targets)
-        for step in range(len(targets)):
-            index = (cycle + step) % len(targets)
-            cpu = _cpu_seconds(targets[index][1])
+        row: list[Slot] = [(0, 0.0, 0.0, 0)] * len(configurations)
+        for step in range(len(configurations)):
+            index = (cycle + step) % len(configurations)
+            process = cycle % len(configurations[index])
+            pid = configurations[index][process][1]
+            cpu = _cpu_seconds(pid)
             began = time.monotonic()
-            counts = await asyncio.gather(*(c.until(began + slice_s) for c in clients[index]))
-            row[index] = (
-                sum(counts),
-                time.monotonic() - began,
-                _cpu_seconds(targets[index][1]) - cpu,
-            )
+            group = clients[index][process]
+            counts = await asyncio.gather(*(c.until(began + slice_s) for c in group))
+            took = time.monotonic() - began
+            row[index] = (sum(counts), took, _cpu_seconds(pid) - cpu, process)
         table.append(row)
-    for group in clients:
-        for client in group:
-            client.writer.close()
+    for groups in clients:
+        for group in groups:
+            for client in group:
+                client.writer.close()
     return table
 
 
 def load(spec: str, cycles: int, slice_s: float, connections: int) -> None:
-    """Print (JSON) the per-cycle table of :func:`_interleaved` for ``port:pid,...``."""
-    targets = [(int(p), int(q)) for p, q in (item.split(":") for item in spec.split(","))]
-    print(json.dumps(asyncio.run(_interleaved(targets, cycles, slice_s, connections))))
+    """Print (JSON) the per-cycle table of :func:`_interleaved` for ``spec``: the
+    configurations separated by ``;``, each a ``,``-separated list of ``port:pid``."""
+    configurations = [
+        [(int(p), int(q)) for p, q in (item.split(":") for item in part.split(","))]
+        for part in spec.split(";")
+    ]
+    print(json.dumps(asyncio.run(_interleaved(configurations, cycles, slice_s, connections))))
 
 
 # -- the orchestrator --------------------------------------------------------------
@@ -230,6 +246,9 @@ def main() -> None:
     parser.add_argument("--slice", type=float, default=0.3, help="seconds per server per cycle")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument(
+        "--processes", type=int, default=4, help="server processes per configuration"
+    )
+    parser.add_argument(
         "--pin", action="store_true", help="servers on CPU 0, load and receiver on the rest"
     )
     parser.add_argument("--serve", choices=CONFIGURATIONS, help=argparse.SUPPRESS)
@@ -254,12 +273,19 @@ def main() -> None:
     receiver, receiver_port = _start("-c", RECEIVER)
     endpoint = f"http://127.0.0.1:{receiver_port}/v1/traces"
     servers = {
-        name: _start(__file__, "--serve", name, "--endpoint", endpoint, role="server")
+        name: [
+            _start(__file__, "--serve", name, "--endpoint", endpoint, role="server")
+            for _ in range(args.processes)
+        ]
         for name in CONFIGURATIONS
     }
-    spec = ",".join(f"{port}:{server.pid}" for server, port in servers.values())
+    spec = ";".join(
+        ",".join(f"{port}:{server.pid}" for server, port in processes)
+        for processes in servers.values()
+    )
     print(
-        f"python {sys.version.split()[0]}, {cycles} cycles x {args.slice:g} s per server, "
+        f"python {sys.version.split()[0]}, {cycles} cycles x {args.slice:g} s per "
+        f"configuration, {args.processes} server processes each (one per cycle, in turn), "
         f"{args.connections} keep-alive connections, GET / -> 'hello'"
         + (f", pinned: servers on CPU {sorted(_PINS['server'])}" if _PINS else ""),
         flush=True,
@@ -280,28 +306,37 @@ def main() -> None:
             ],
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
             preexec_fn=_pin("other"),
         )
+        if out.returncode:
+            sys.exit(f"the load generator failed:\n{out.stderr}")
     finally:
-        for server, _ in servers.values():
-            server.send_signal(signal.SIGTERM)
-        outputs = {name: server.communicate(timeout=60)[0] for name, (server, _) in servers.items()}
+        for processes in servers.values():
+            for server, _ in processes:
+                server.send_signal(signal.SIGTERM)
+        traced = [server.communicate(timeout=60)[0] for server, _ in servers["traced"]]
+        for processes in servers.values():
+            for server, _ in processes:
+                server.wait(60)
         receiver.terminate()
         receiver.wait(10)
-    _report(json.loads(out.stdout))
-    stats = json.loads(outputs["traced"].strip() or "{}")
+    _report(json.loads(out.stdout), args.processes)
+    stats = [json.loads(text.strip() or "{}") for text in traced]
     print(
-        f"traced server exported {stats.get('exported', 0):.0f} spans in "
-        f"{stats.get('batches', 0):.0f} batches, dropped "
-        f"{stats.get('dropped_queue_full', 0):.0f}, failed {stats.get('export_failed', 0):.0f}"
+        f"traced servers exported {sum(s.get('exported', 0) for s in stats):.0f} spans in "
+        f"{sum(s.get('batches', 0) for s in stats):.0f} batches, dropped "
+        f"{sum(s.get('dropped_queue_full', 0) for s in stats):.0f}, "
+        f"failed {sum(s.get('export_failed', 0) for s in stats):.0f}"
     )
 
 
-def _report(table: list[list[list[float]]]) -> None:
+def _report(table: list[list[list[float]]], processes: int) -> None:
     """Per configuration: requests per second over all its slices, its share of the
-    untraced server's (all slices), the median and range of the cycles' own shares
-    (neighbouring slices share the machine's mood), and CPU time per request."""
+    untraced servers' (all slices), the median and range of the cycles' own shares
+    (neighbouring slices share the machine's mood), CPU time per request, and the
+    spread of its processes' own rates (identical processes differ by several percent
+    on this kind of host: hence several per configuration)."""
     untraced = CONFIGURATIONS.index("untraced")
     base = sum(row[untraced][0] for row in table) / sum(row[untraced][1] for row in table)
     base_cpu = sum(row[untraced][2] for row in table) / sum(row[untraced][0] for row in table)
@@ -313,9 +348,16 @@ def _report(table: list[list[list[float]]]) -> None:
             (row[index][0] / row[index][1]) / (row[untraced][0] / row[untraced][1]) for row in table
         )
         low, high = shares[len(shares) // 10], shares[-1 - len(shares) // 10]
+        per_process = [
+            sum(row[index][0] for row in table if row[index][3] == k)
+            / max(1e-9, sum(row[index][1] for row in table if row[index][3] == k))
+            / base
+            for k in range(processes)
+        ]
         print(
             f"{name:<10} {rps:7.0f} req/s  {rps / base:6.1%} of untraced  "
-            f"(cycles: median {statistics.median(shares):.1%}, 10th-90th {low:.0%}-{high:.0%})  "
+            f"(cycles: median {statistics.median(shares):.1%}, 10th-90th {low:.0%}-{high:.0%}; "
+            f"processes {min(per_process):.0%}-{max(per_process):.0%})  "
             f"{cpu * 1e6:6.1f} us CPU/request (untraced/this {base_cpu / cpu:.1%})"
         )
     print("target: traced >= 90% of untraced")
