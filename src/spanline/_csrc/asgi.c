@@ -222,7 +222,14 @@ static int read_parts(PyObject *scope, Parts *p) {
 
 /* The span's attributes from the checked parts; NULL with an exception on error. */
 static PyObject *build_attributes(const Parts *p, PyObject *carrier) {
+    /* room for every attribute a request gets (up to 10 with the status and route
+       written later) without growing the table on the way (CPython's own presized
+       constructor where its headers are known to declare it) */
+#if PY_VERSION_HEX < 0x030D0000
+    PyObject *attributes = _PyDict_NewPresized(10);
+#else
     PyObject *attributes = PyDict_New();
+#endif
     if (attributes == NULL) {
         return NULL;
     }

@@ -23,12 +23,23 @@ static struct {
     PyObject *n_kind;
     PyObject *zero, *million, *eighty;
     PyObject *n_settings, *n_enabled, *n_sample_all, *n_now_ns, *n_new_random64;
-    PyObject *n_hooks, *n_ring, *n_append, *n_foreign;
+    PyObject *n_ring, *n_append, *n_foreign;
     /* Span slots */
     Py_ssize_t name_at, type_at, kind_at, attributes_at, trace_at, parent_at, sid_at, start_at, end_at, token_at, children_at, snap_at;
     /* Trace slots */
     Py_ssize_t t_id_at, t_start_at, t_external_at, t_actor_at, t_recorded_at;
+    Py_ssize_t hooks_at; /* Pipeline.hooks, read by offset: two reads per span */
 } lc;
+
+/* PIPELINE.hooks (a new reference), or NULL with an exception. */
+static PyObject *pipeline_hooks(void) {
+    PyObject *hooks = *(PyObject **)((char *)lc.pipeline + lc.hooks_at);
+    if (hooks == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "PIPELINE.hooks is unset");
+        return NULL;
+    }
+    return Py_NewRef(hooks);
+}
 
 static inline PyObject *get_slot(PyObject *obj, Py_ssize_t at) {
     return *(PyObject **)((char *)obj + at);
@@ -86,7 +97,7 @@ static PyObject *new_trace(PyObject *trace_int, PyObject *start) {
 
 /* Whether PIPELINE has processors (-1 on error). */
 static int have_processors(void) {
-    PyObject *hooks = PyObject_GetAttr(lc.pipeline, lc.n_hooks);
+    PyObject *hooks = pipeline_hooks();
     if (hooks == NULL) {
         return -1;
     }
@@ -101,7 +112,7 @@ enum { HOOK_START = 1, HOOK_END = 2 }; /* their places in a PIPELINE.hooks entry
    call each processor's hook; one that raises an Exception is handed to
    PIPELINE.failed() and the others still run (0, or -1 with an exception). */
 static int tell_pipeline(int at, PyObject *span) {
-    PyObject *hooks = PyObject_GetAttr(lc.pipeline, lc.n_hooks);
+    PyObject *hooks = pipeline_hooks();
     if (hooks == NULL) {
         return -1;
     }
@@ -502,6 +513,9 @@ PyObject *span_configure(PyObject *self, PyObject *args) {
     if (slot_offset(node_type, "_trace", &node_trace_at) < 0) {
         return NULL;
     }
+    if (slot_offset((PyObject *)Py_TYPE(pipeline), "hooks", &lc.hooks_at) < 0) {
+        return NULL;
+    }
     if (node_trace_at != lc.trace_at) {
         PyErr_SetString(PyExc_TypeError, "Span must take _trace from Node");
         return NULL;
@@ -510,7 +524,7 @@ PyObject *span_configure(PyObject *self, PyObject *args) {
         intern_string(&lc.n_sample_all, "sample_all") < 0 ||
         intern_string(&lc.n_now_ns, "now_ns") < 0 ||
         intern_string(&lc.n_new_random64, "new_random64") < 0 ||
-        intern_string(&lc.n_hooks, "hooks") < 0 ||
+
         intern_string(&lc.n_ring, "ring") < 0 || intern_string(&lc.n_append, "append") < 0 ||
         intern_string(&lc.n_foreign, "_foreign_context") < 0 ||
         intern_string(&lc.n_kind, "kind") < 0) {
