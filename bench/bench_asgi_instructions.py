@@ -2,10 +2,11 @@
 under valgrind's callgrind, which counts instructions rather than time -- repeatable
 on a noisy machine, where throughput ratios drift by +-10% between rounds.
 
-Run:  python bench/bench_asgi_instructions.py        (needs valgrind; about 2 minutes)
+Run:  python bench/bench_asgi_instructions.py        (needs valgrind; about 5 minutes)
 
-For each configuration (``untraced``, ``traced``: middleware + batch processor + OTLP
-exporter to a discarding receiver) the server runs under callgrind twice, serving
+For each configuration of ``bench_asgi.py`` (``untraced``; ``middleware``; ``queued``:
+the batch processor with a discarding exporter; ``traced``: the processor with the
+OTLP exporter, to a discarding receiver) the server runs under callgrind twice, serving
 N1 and then N2 sequential requests from a plain ``http.client`` connection; the
 difference of the two totals divided by N2 - N1 is the instructions one request
 costs, start-up and shutdown cancelled out.  The export timer is set to an hour so
@@ -91,16 +92,16 @@ def main() -> None:
     callgrind.valgrind()
     with callgrind.receiver() as endpoint, tempfile.TemporaryDirectory() as folder:
         per_request: dict[str, float] = {}
-        for mode in ("untraced", "traced"):
+        for mode in ("untraced", "middleware", "queued", "traced"):
             low = instructions(mode, args.n1, endpoint, Path(folder))
             high = instructions(mode, args.n2, endpoint, Path(folder))
             per_request[mode] = (high - low) / (args.n2 - args.n1)
-            print(f"{mode:9s} {per_request[mode]:10,.0f} instructions per request")
-        extra = per_request["traced"] / per_request["untraced"] - 1
-        ratio = per_request["untraced"] / per_request["traced"]
-        print(
-            f"traced costs {extra:.1%} more instructions per request (untraced/traced {ratio:.1%})"
-        )
+            extra = per_request[mode] - per_request["untraced"]
+            print(
+                f"{mode:10s} {per_request[mode]:10,.0f} instructions per request "
+                f"(+{extra:,.0f}; untraced/this {per_request['untraced'] / per_request[mode]:.1%})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
