@@ -56,12 +56,11 @@ class SpanProcessor(Protocol):
 class Pipeline:
     """The registered processors, the completed-trees ring and the error counters."""
 
-    __slots__ = ("_counts", "_lock", "hooks", "processors", "ring")
+    __slots__ = ("_counts", "_lock", "hooks", "ring")
 
     def __init__(self, ring_size: int = 100) -> None:
-        self.processors: tuple[SpanProcessor, ...] = ()
-        # (processor, its start hook, its end hook) per processor, in order; the
-        # compiled span lifecycle (spanline/_csrc/span.c) reads it too
+        # (processor, its start hook, its end hook) per processor, in order: what the
+        # hot path checks and calls (the compiled span lifecycle reads it too)
         self.hooks: tuple[tuple[SpanProcessor, Hook, Hook], ...] = ()
         self.ring: collections.deque[Span] = collections.deque(maxlen=ring_size)
         self._lock = threading.Lock()
@@ -82,13 +81,16 @@ class Pipeline:
         on_start, on_end = _hooks_of(processor)
         with self._lock:
             self.hooks = (*self.hooks, (processor, on_start, on_end))
-            self.processors = tuple(entry[0] for entry in self.hooks)
 
     def remove(self, processor: SpanProcessor) -> None:
         """Unregister a processor (no error if it was not registered)."""
         with self._lock:
             self.hooks = tuple(entry for entry in self.hooks if entry[0] is not processor)
-            self.processors = tuple(entry[0] for entry in self.hooks)
+
+    @property
+    def processors(self) -> tuple[SpanProcessor, ...]:
+        """The registered processors, in order."""
+        return tuple(entry[0] for entry in self.hooks)
 
     def set_ring_size(self, size: int) -> None:
         """Keep at most ``size`` completed root spans (the newest ones)."""
@@ -172,7 +174,6 @@ class Pipeline:
         self.clear()
         with self._lock:
             self.hooks = ()
-            self.processors = ()
 
 
 def _hooks_of(processor: SpanProcessor) -> tuple[Hook, Hook]:

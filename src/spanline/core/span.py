@@ -245,7 +245,7 @@ class Span(Node, _Lifecycle):
             start = clock.now_ns()
             if enabled and not settings.sample_all:
                 trace = new_trace(start)  # the sampler decides (needs the id now)
-            elif PIPELINE.processors:
+            elif PIPELINE.hooks:
                 # an exporter will read the id: drawing it here (a shift and one C
                 # call) is cheaper than the locked lazy draw on the export thread
                 trace = Trace(
@@ -277,7 +277,7 @@ class Span(Node, _Lifecycle):
                     siblings.append(self)
             if self._snap is not None:
                 self._open_snapshot()
-            if PIPELINE.processors:
+            if PIPELINE.hooks:
                 PIPELINE.start(self)
         return self
 
@@ -304,7 +304,7 @@ class Span(Node, _Lifecycle):
                 current.reset(token)
             except ValueError:
                 self._foreign_context()
-            if PIPELINE.processors:
+            if PIPELINE.hooks:
                 PIPELINE.end(self)
             if type(self._parent) is not Span:
                 PIPELINE.ring.append(self)
@@ -336,7 +336,7 @@ class Span(Node, _Lifecycle):
                     parent._children = [self]
                 else:
                     parent._children.append(self)
-            if PIPELINE.processors:
+            if PIPELINE.hooks:
                 PIPELINE.start(self)
         return self
 
@@ -353,7 +353,7 @@ class Span(Node, _Lifecycle):
         elif error:
             self.set_status(StatusCode.ERROR, error)
         self._end = max(self._start, _timestamp(end_ns, "end time"))
-        if PIPELINE.processors:
+        if PIPELINE.hooks:
             PIPELINE.end(self)
         if type(self._parent) is not Span:
             PIPELINE.ring.append(self)
