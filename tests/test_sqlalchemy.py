@@ -195,6 +195,44 @@ def test_postgresql_errors_never_quote_parameters(
     assert no_secret_in(spanline_capture)
 
 
+def test_errors_keep_their_values_out_of_every_span_they_leave(
+    pg_table: tuple[sa.Engine, str], instrumented: None, spanline_capture: Capture
+) -> None:
+    # the statement's span withholds the driver's message; so must the spans the
+    # exception travels through afterwards (here an operation and a wrapping error)
+    engine, table = pg_table
+
+    def checkout() -> None:
+        with spanline.span("checkout"):
+            try:
+                with spanline.span("charge"), engine.begin() as conn:
+                    conn.execute(sa.text(f"INSERT INTO {table} VALUES (1, :c)"), {"c": REJECTED})
+            except sa.exc.IntegrityError as error:
+                raise ValueError("payment refused") from error
+
+    with pytest.raises(ValueError, match="payment refused") as raised:
+        checkout()
+    assert REJECTED in str(raised.value.__cause__)  # the app's exceptions are untouched
+    spans = {s.name: s for s in spanline_capture.spans}
+    charge, checkout = spans["charge"], spans["checkout"]
+    assert charge.status == StatusCode.ERROR
+    assert charge.status_message == "IntegrityError"
+    (event,) = charge.events
+    assert event.attributes["exception.type"] == "sqlalchemy.exc.IntegrityError"
+    assert "exception.message" not in event.attributes
+    trace = str(event.attributes["exception.stacktrace"])
+    # every frame and both classes of the chain are there, without their messages
+    assert "conn.execute(" in trace
+    assert "\nsqlalchemy.exc.IntegrityError\n" in trace
+    assert "\npsycopg.errors.CheckViolation\n" in trace
+    assert checkout.status_message == "ValueError: payment refused"
+    (wrapped,) = checkout.events
+    assert wrapped.attributes["exception.message"] == "payment refused"
+    assert "ValueError: payment refused" in str(wrapped.attributes["exception.stacktrace"])
+    assert "\nsqlalchemy.exc.IntegrityError\n" in str(wrapped.attributes["exception.stacktrace"])
+    assert no_secret_in(spanline_capture)
+
+
 def test_orm_session_statements_are_traced(
     instrumented: None, sqlite_engine: sa.Engine, spanline_capture: Capture
 ) -> None:

@@ -15,7 +15,6 @@ linked, handed to processors or retained, and plain spans become the no-op span.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from spanline._log import logger, report
 from spanline._native import load
-from spanline.core import clock, config, ids, snapshot
+from spanline.core import clock, config, exception_text, ids, snapshot
 from spanline.core.actor import Actor
 from spanline.core.context import Node, Trace, current
 from spanline.core.jsonsafe import jsonable
@@ -142,14 +141,6 @@ class _Reentry:
 
     def __init__(self, outer: object) -> None:
         self.outer = outer
-
-
-def _describe(exc: BaseException) -> str:
-    name = type(exc).__qualname__
-    try:
-        return f"{name}: {exc}"
-    except Exception:  # noqa: BLE001 - a broken __str__ must not break the app
-        return name
 
 
 if TYPE_CHECKING:
@@ -442,23 +433,9 @@ class Span(Node, _Lifecycle):
     def record_exception(
         self, exception: BaseException, attributes: Mapping[str, object] | None = None
     ) -> None:
-        """Add an ``exception`` event per the OpenTelemetry semantic conventions."""
-        cls = type(exception)
-        module = cls.__module__
-        qualname = (
-            cls.__qualname__
-            if module in ("builtins", "__main__")
-            else (f"{module}.{cls.__qualname__}")
-        )
-        try:
-            message = str(exception)
-        except Exception:  # noqa: BLE001 - a broken __str__ must not break tracing
-            message = f"<unprintable {cls.__qualname__}>"
-        event: dict[str, object] = {
-            "exception.type": qualname,
-            "exception.message": message,
-            "exception.stacktrace": "".join(traceback.format_exception(exception)),
-        }
+        """Add an ``exception`` event per the OpenTelemetry semantic conventions; a
+        database library's message is left out (:mod:`spanline.core.exception_text`)."""
+        event = exception_text.event_attributes(exception)
         if attributes:
             event.update(attributes)
         self.add_event("exception", event)
@@ -490,7 +467,7 @@ class Span(Node, _Lifecycle):
         try:
             if self.status != _STATUS_OK:
                 self._status = _STATUS_ERROR
-                self._status_message = _describe(exc)
+                self._status_message = exception_text.describe(exc)
             self.record_exception(exc)
         except Exception as error:  # noqa: BLE001 - tracing never breaks the app
             report(

@@ -1,0 +1,110 @@
+"""What a span may say about an exception: database drivers' messages are withheld.
+
+A database driver's message often quotes the values of the statement that failed:
+PostgreSQL's ``Key (email)=(…) already exists``, ``invalid input syntax for type
+integer: "…"``, and SQLAlchemy's ``[parameters: (…)]``.  The database spans of
+:mod:`spanline.integrations.sql` never record them, but the same exception usually
+travels on, through every span it leaves (a request, an operation, a job): each of
+those would record its message and its stack trace's final line as any other.
+
+So the message of an exception raised by a database library -- its class defined in
+one of :data:`WITHHELD_MODULES` -- is left out wherever spanline records an
+exception: the ``exception`` event has no ``exception.message``, its
+``exception.stacktrace`` keeps every frame but prints only the class on that
+exception's line (in a chain too: a ``ValueError`` raised ``from`` a driver error
+keeps its own message), and the span's status description is the class name.  The
+exception itself reaches the caller unchanged.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+__all__ = ["WITHHELD_MODULES", "describe", "event_attributes", "is_withheld"]
+
+WITHHELD_MODULES: tuple[str, ...] = (
+    "aiosqlite",
+    "asyncpg",
+    "MySQLdb",
+    "mysql.connector",
+    "oracledb",
+    "psycopg",
+    "psycopg2",
+    "psycopg_pool",
+    "pymysql",
+    "pyodbc",
+    "sqlalchemy",
+    "sqlite3",
+)
+"""Top-level packages (and modules) whose exceptions' messages never enter a span."""
+
+
+def is_withheld(exception: BaseException) -> bool:
+    """Whether ``exception``'s class comes from a database library (its message may
+    quote statement values)."""
+    return _withheld_type(type(exception))
+
+
+def _withheld_type(cls: type) -> bool:
+    module = getattr(cls, "__module__", None)
+    if not isinstance(module, str):
+        return False
+    return any(module == name or module.startswith(name + ".") for name in WITHHELD_MODULES)
+
+
+def _qualified(cls: type) -> str:
+    module = cls.__module__
+    if module in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"
+
+
+def describe(exception: BaseException) -> str:
+    """The status description of a span that failed with ``exception``:
+    ``Class: message``, or the class alone when the message is withheld or
+    cannot be rendered."""
+    name = type(exception).__qualname__
+    if is_withheld(exception):
+        return name
+    try:
+        return f"{name}: {exception}"
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break the app
+        return name
+
+
+def _stacktrace(exception: BaseException) -> str:
+    """The traceback as Python prints it, minus the messages (and notes) of the
+    database exceptions in its chain."""
+    rendered = traceback.TracebackException.from_exception(exception, compact=True)
+    seen: set[int] = set()
+    pending = [rendered]
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if item.exc_type is not None and _withheld_type(item.exc_type):
+            if not hasattr(item, "_str"):
+                # a Python that renders messages elsewhere: the frames alone
+                return "".join(traceback.format_tb(exception.__traceback__))
+            # TracebackException keeps the rendered message in ``_str`` (3.11-3.13)
+            item._str = ""
+            item.__notes__ = None
+        pending.extend(x for x in (item.__cause__, item.__context__) if x is not None)
+        pending.extend(getattr(item, "exceptions", None) or ())
+    return "".join(rendered.format())
+
+
+def event_attributes(exception: BaseException) -> dict[str, object]:
+    """The attributes of an OpenTelemetry ``exception`` event for ``exception``:
+    ``exception.type``, ``exception.message`` (unless withheld) and
+    ``exception.stacktrace``."""
+    cls = type(exception)
+    event: dict[str, object] = {"exception.type": _qualified(cls)}
+    if not is_withheld(exception):
+        try:
+            event["exception.message"] = str(exception)
+        except Exception:  # noqa: BLE001 - a broken __str__ must not break tracing
+            event["exception.message"] = f"<unprintable {cls.__qualname__}>"
+    event["exception.stacktrace"] = _stacktrace(exception)
+    return event
