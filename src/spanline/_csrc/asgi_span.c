@@ -340,6 +340,10 @@ static PyObject *read_route(AsgiRequest *self) {
     if (route != NULL && !PyUnicode_CheckExact(route)) {
         Py_DECREF(route);
         PyObject *matched = get_item(self->scope, K_ROUTE);
+        if (matched == Py_None) {
+            Py_DECREF(matched); /* no router matched: skip raising AttributeError */
+            return Py_NewRef(Py_None);
+        }
         route = matched == NULL ? NULL : PyObject_GetAttr(matched, N_PATH);
         Py_XDECREF(matched);
         if (route == NULL && matched != NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
