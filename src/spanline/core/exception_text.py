@@ -18,6 +18,7 @@ exception itself reaches the caller unchanged.
 
 from __future__ import annotations
 
+import sys
 import traceback
 
 __all__ = ["WITHHELD_MODULES", "describe", "event_attributes", "is_withheld"]
@@ -72,6 +73,15 @@ def describe(exception: BaseException) -> str:
         return name
 
 
+def _withheld_node(item: traceback.TracebackException) -> bool:
+    """Whether a rendered exception's class is withheld (3.13 deprecates reading the
+    class back: its qualified name tells the module)."""
+    if sys.version_info >= (3, 13):
+        name = item.exc_type_str
+        return any(name.startswith(module + ".") for module in WITHHELD_MODULES)
+    return item.exc_type is not None and _withheld_type(item.exc_type)
+
+
 def _stacktrace(exception: BaseException) -> str:
     """The traceback as Python prints it, minus the messages (and notes) of the
     database exceptions in its chain."""
@@ -83,7 +93,7 @@ def _stacktrace(exception: BaseException) -> str:
         if id(item) in seen:
             continue
         seen.add(id(item))
-        if item.exc_type is not None and _withheld_type(item.exc_type):
+        if _withheld_node(item):
             if not hasattr(item, "_str"):
                 # a Python that renders messages elsewhere: the frames alone
                 return "".join(traceback.format_tb(exception.__traceback__))
