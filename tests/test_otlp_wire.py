@@ -106,6 +106,28 @@ def test_wire_encoding_decodes_to_the_same_request(spanline_capture: Capture) ->
     assert remote.trace_id.hex() == "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
+def test_interleaved_traces_keep_their_own_trace_fields(spanline_capture: Capture) -> None:
+    # consecutive spans of one trace share its encoded trace id and attributes; a
+    # batch mixes traces (generated ones written in C, actor ones built by Python)
+    for actor in (None, {"type": "user", "id": "7"}, None, {"type": "svc", "id": "x"}):
+        with spanline.start_trace(actor=actor), spanline.span("root"):
+            for i in range(3):
+                with spanline.span(f"child{i}"):
+                    pass
+    spans = spanline_capture.spans
+    assert len({s.trace_id for s in spans}) == 4
+    mixed = [*spans[::2], *spans[1::2], *reversed(spans)]  # adjacent and not
+    resource = {"service.name": "shop"}
+    ours = ExportTraceServiceRequest.FromString(encode_request_bytes(mixed, resource))
+    assert ours == encode_request(mixed, resource)
+    decoded = ours.resource_spans[0].scope_spans[0].spans
+    for span, wire in zip(mixed, decoded, strict=True):
+        assert wire.span_id.hex() == span.span_hex
+        assert wire.trace_id.hex() == span.trace_hex
+        attrs = {kv.key: kv.value.string_value for kv in wire.attributes}
+        assert attrs["spanline.trace_id"] == span.trace_id
+
+
 def test_empty_batch_and_varints() -> None:
     assert ExportTraceServiceRequest.FromString(encode_request_bytes([], {})) == encode_request(
         [], {}

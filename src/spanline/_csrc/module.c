@@ -184,17 +184,31 @@ int trace_id_split(PyObject *trace, uint64_t *high, uint64_t *low) {
     if (id == NULL) {
         return -1;
     }
-    *low = (uint64_t)PyLong_AsUnsignedLongLongMask(id);
-    PyObject *shift = PyLong_FromLong(64);
-    PyObject *top = shift == NULL ? NULL : PyNumber_Rshift(id, shift);
-    Py_XDECREF(shift);
+    /* both halves from one read of the digits (no `id >> 64` object); a negative
+       id, or one of more than 128 bits, is an OverflowError */
+    unsigned char bytes[16];
+    int rc = -1;
+    if (!PyLong_Check(id)) {
+        PyErr_SetString(PyExc_TypeError, "expected an int");
+    } else {
+#if PY_VERSION_HEX >= 0x030D0000
+        rc = _PyLong_AsByteArray((PyLongObject *)id, bytes, 16, 0, 0, 1);
+#else
+        rc = _PyLong_AsByteArray((PyLongObject *)id, bytes, 16, 0, 0);
+#endif
+    }
     Py_DECREF(id);
-    if (top == NULL) {
+    if (rc < 0) {
         return -1;
     }
-    int rc = read_u64(top, high);
-    Py_DECREF(top);
-    return rc;
+    uint64_t h = 0, l = 0;
+    for (int i = 0; i < 8; i++) {
+        h = (h << 8) | bytes[i];
+        l = (l << 8) | bytes[8 + i];
+    }
+    *high = h;
+    *low = l;
+    return 0;
 }
 
 const char trace_configure_doc[] =

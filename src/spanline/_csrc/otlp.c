@@ -93,8 +93,10 @@ static int append_field(Buf *b, unsigned char tag, const char *body, Py_ssize_t 
 
 enum { V_STR, V_BOOL, V_INT, V_DOUBLE, V_OTHER };
 
-/* One KeyValue field (tag `tag`) for key/value; 0 on success, -1 on error. */
-static int put_key_value(Buf *b, unsigned char tag, PyObject *key, PyObject *value) {
+/* One KeyValue field (tag `tag`) for key/value; 0 on success, -1 on error. With
+   `plain_only`, a value that needs any_fn (Python code) is not written: 1. */
+static int put_key_value(Buf *b, unsigned char tag, PyObject *key, PyObject *value,
+                         int plain_only) {
     if (!PyUnicode_CheckExact(key)) {
         PyErr_SetString(PyExc_TypeError, "attribute key is not a str");
         return -1;
@@ -134,6 +136,9 @@ static int put_key_value(Buf *b, unsigned char tag, PyObject *key, PyObject *val
     } else {
         kind = V_OTHER;
         any_len = 0;
+    }
+    if (kind == V_OTHER && plain_only) {
+        return 1;
     }
     PyObject *other = NULL; /* AnyValue bytes from any_fn */
     PyObject *held_key = NULL; /* keeps kdata valid while any_fn runs Python code */
@@ -196,20 +201,6 @@ done:
     return rc;
 }
 
-/* An exact int within int64 (what put_key_value writes without Python's help). */
-static int fits_int64(PyObject *value) {
-    if (!PyLong_CheckExact(value)) {
-        return 0;
-    }
-    int overflow = 0;
-    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (v == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    return !overflow;
-}
-
 static int put_attributes(Buf *b, PyObject *attributes) {
     if (attributes == NULL || attributes == Py_None) {
         return 0;
@@ -219,23 +210,22 @@ static int put_attributes(Buf *b, PyObject *attributes) {
         return -1;
     }
     /* Plain values only (the common case): no Python code runs while the dict is
-       read, so no other thread can change it meanwhile -- read it in place. */
-    Py_ssize_t pos = 0;
+       read, so no other thread can change it meanwhile -- read it in place, in one
+       pass; a value that is not plain undoes what was written. */
+    Py_ssize_t pos = 0, mark = b->len;
     PyObject *key, *value;
-    int plain = 1;
-    while (plain && PyDict_Next(attributes, &pos, &key, &value)) {
-        plain = PyUnicode_CheckExact(value) || PyBool_Check(value) ||
-                PyFloat_CheckExact(value) || fits_int64(value);
-    }
-    if (plain) {
-        pos = 0;
-        while (PyDict_Next(attributes, &pos, &key, &value)) {
-            if (put_key_value(b, 0x4a, key, value) < 0) {
-                return -1;
-            }
+    while (PyDict_Next(attributes, &pos, &key, &value)) {
+        int rc = put_key_value(b, 0x4a, key, value, 1);
+        if (rc < 0) {
+            return -1;
         }
-        return 0;
+        if (rc > 0) {
+            b->len = mark;
+            goto snapshot;
+        }
     }
+    return 0;
+snapshot:;
     /* Otherwise a snapshot (as the Python encoder's list(items)): any_fn runs Python
        code, which may change or replace the dict, or let another thread do so. */
     PyObject *items = PyDict_Items(attributes);
@@ -244,7 +234,8 @@ static int put_attributes(Buf *b, PyObject *attributes) {
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
         PyObject *pair = PyList_GET_ITEM(items, i);
-        if (put_key_value(b, 0x4a, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) {
+        if (put_key_value(b, 0x4a, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1), 0) <
+            0) {
             Py_DECREF(items);
             return -1;
         }
@@ -255,30 +246,51 @@ static int put_attributes(Buf *b, PyObject *attributes) {
 
 /* --------------------------------------------------------------------- traces */
 
-/* (trace id field, spanline.trace_id attribute) of a generated trace with no actor
-   (the common case), or NULL without an error when Python must build them. */
-static PyObject *simple_trace_shared(PyObject *trace) {
+/* What the spans of one trace share, as encoded bytes: the W3C trace id field and
+   the trace's attributes (spanline.trace_id, the actor). `field`/`attr` point into
+   the buffers here (a generated trace with no actor: the common case, written in C
+   without a Python object) or into `held`, the (bytes, bytes) pair that trace_fn
+   built. `trace` is the trace they were made for: consecutive spans of one trace
+   reuse them. */
+typedef struct {
+    PyObject *trace;
+    PyObject *held;
+    const char *field;
+    Py_ssize_t field_len;
+    const char *attr;
+    Py_ssize_t attr_len;
+    char field_buf[18];
+    char attr_buf[64];
+} Shared;
+
+static void shared_clear(Shared *sh) {
+    Py_CLEAR(sh->trace);
+    Py_CLEAR(sh->held);
+}
+
+/* Write the shared parts of a generated trace with no actor into sh's buffers (1),
+   or say that Python must build them (0, no error). */
+static int simple_trace_shared(PyObject *trace, Shared *sh) {
     if (!Py_IS_TYPE(trace, state.trace_type)) {
-        return NULL;
+        return 0;
     }
     PyObject *external = TRACE_SLOT(trace, T_EXTERNAL);
     PyObject *actor = TRACE_SLOT(trace, T_ACTOR);
     PyObject *id = TRACE_SLOT(trace, T_ID);
     if ((external != NULL && external != Py_None) || (actor != NULL && actor != Py_None) ||
         id == NULL || !PyLong_CheckExact(id)) {
-        return NULL;
+        return 0;
     }
     uint64_t high, low; /* drawing a lazy id as the Trace.id property would */
     if (trace_id_split(trace, &high, &low) < 0) {
         PyErr_Clear();
-        return NULL;
+        return 0;
     }
     uint64_t ms = high >> 16;
     if ((high & 0xFFFF) != 0 || ms == 0 || ms >= MAX_MS || low == 0) {
-        return NULL; /* not of the tr_ shape: Python renders the hex form */
+        return 0; /* not of the tr_ shape: Python renders the hex form */
     }
-    char field_data[18];
-    Buf field = {field_data, 0, sizeof(field_data)};
+    Buf field = {sh->field_buf, 0, sizeof(sh->field_buf)};
     put_byte(&field, 0x0a);
     put_byte(&field, 0x10);
     put_be64(&field, high);
@@ -286,8 +298,7 @@ static PyObject *simple_trace_shared(PyObject *trace) {
     /* KeyValue{"spanline.trace_id": "tr_" + 8 + 12 base58 digits}, as a Span field */
     static const char key[] = "spanline.trace_id";
     const Py_ssize_t klen = (Py_ssize_t)sizeof(key) - 1, any_len = 2 + 23;
-    char attr_data[64];
-    Buf attr = {attr_data, 0, sizeof(attr_data)};
+    Buf attr = {sh->attr_buf, 0, sizeof(sh->attr_buf)};
     put_byte(&attr, 0x4a);
     put_varint(&attr, (uint64_t)(2 + klen + 2 + any_len));
     put_byte(&attr, 0x0a);
@@ -300,45 +311,59 @@ static PyObject *simple_trace_shared(PyObject *trace) {
     put_raw(&attr, "tr_", 3);
     put_b58(&attr, ms, 8);
     put_b58(&attr, low, 12);
-    PyObject *first = PyBytes_FromStringAndSize(field.data, field.len);
-    PyObject *second = first == NULL ? NULL : PyBytes_FromStringAndSize(attr.data, attr.len);
-    PyObject *pair = second == NULL ? NULL : PyTuple_Pack(2, first, second);
-    Py_XDECREF(first);
-    Py_XDECREF(second);
-    return pair;
+    sh->field = sh->field_buf;
+    sh->field_len = field.len;
+    sh->attr = sh->attr_buf;
+    sh->attr_len = attr.len;
+    return 1;
 }
 
-/* (trace field, trace attributes) for the span's trace, cached per call. */
-static PyObject *trace_shared(PyObject *cache, PyObject *span, PyObject *trace_fn) {
+/* Point sh at the shared parts of the span's trace (0), or -1 with an exception:
+   kept from the previous span of the same trace, written in C, or built by trace_fn
+   (cached per call in `cache`, as such traces' spans need not be adjacent). */
+static int trace_shared(PyObject *cache, PyObject *span, PyObject *trace_fn, Shared *sh) {
     PyObject *trace = SPAN_SLOT(span, S_TRACE);
     if (trace == NULL) {
         PyErr_SetString(PyExc_AttributeError, "span has no trace");
-        return NULL;
+        return -1;
+    }
+    if (trace == sh->trace) {
+        return 0;
+    }
+    shared_clear(sh);
+    Py_INCREF(trace); /* trace_id_split and trace_fn may run Python code */
+    int simple = simple_trace_shared(trace, sh);
+    if (simple) {
+        sh->trace = trace;
+        return 0;
     }
     PyObject *shared = PyDict_GetItemWithError(cache, trace); /* borrowed */
     if (shared != NULL) {
-        return Py_NewRef(shared);
-    }
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_INCREF(trace); /* trace_fn runs Python code */
-    shared = simple_trace_shared(trace);
-    if (shared == NULL && !PyErr_Occurred()) {
+        Py_INCREF(shared);
+    } else if (!PyErr_Occurred()) {
         shared = PyObject_CallOneArg(trace_fn, span);
+        if (shared != NULL &&
+            (!PyTuple_CheckExact(shared) || PyTuple_GET_SIZE(shared) != 2 ||
+             !PyBytes_Check(PyTuple_GET_ITEM(shared, 0)) ||
+             !PyBytes_Check(PyTuple_GET_ITEM(shared, 1)))) {
+            Py_CLEAR(shared);
+            PyErr_SetString(PyExc_TypeError, "trace_fn must return (bytes, bytes)");
+        }
+        if (shared != NULL && PyDict_SetItem(cache, trace, shared) < 0) {
+            Py_CLEAR(shared);
+        }
     }
-    if (shared != NULL &&
-        (!PyTuple_CheckExact(shared) || PyTuple_GET_SIZE(shared) != 2 ||
-         !PyBytes_Check(PyTuple_GET_ITEM(shared, 0)) ||
-         !PyBytes_Check(PyTuple_GET_ITEM(shared, 1)))) {
-        Py_CLEAR(shared);
-        PyErr_SetString(PyExc_TypeError, "trace_fn must return (bytes, bytes)");
+    if (shared == NULL) {
+        Py_DECREF(trace);
+        return -1;
     }
-    if (shared != NULL && PyDict_SetItem(cache, trace, shared) < 0) {
-        Py_CLEAR(shared);
-    }
-    Py_DECREF(trace);
-    return shared;
+    sh->trace = trace;
+    sh->held = shared;
+    sh->field = PyBytes_AS_STRING(PyTuple_GET_ITEM(shared, 0));
+    sh->field_len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(shared, 0));
+    sh->attr = PyBytes_AS_STRING(PyTuple_GET_ITEM(shared, 1));
+    sh->attr_len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(shared, 1));
+    return 0;
 }
 
 /* --------------------------------------------------------------------- spans */
@@ -428,7 +453,7 @@ static int put_status(Buf *b, PyObject *span) {
 }
 
 /* The body of one Span message (without its own tag and length). */
-static int encode_span(Buf *b, PyObject *span, PyObject *shared, PyObject *extras_fn) {
+static int encode_span(Buf *b, PyObject *span, const Shared *sh, PyObject *extras_fn) {
     uint64_t sid, parent, start, end;
     if (read_u64(SPAN_SLOT(span, S_SID), &sid) < 0 ||
         read_u64(SPAN_SLOT(span, S_START), &start) < 0 ||
@@ -459,10 +484,10 @@ static int encode_span(Buf *b, PyObject *span, PyObject *shared, PyObject *extra
     if (name_data == NULL) {
         return -1;
     }
-    if (append_bytes(b, PyTuple_GET_ITEM(shared, 0)) < 0 ||
-        buf_reserve(b, 64 + name_len) < 0) {
+    if (buf_reserve(b, sh->field_len + 64 + name_len) < 0) {
         return -1;
     }
+    put_raw(b, sh->field, sh->field_len);
     put_byte(b, 0x12);
     put_byte(b, 0x08);
     put_be64(b, sid);
@@ -490,9 +515,10 @@ static int encode_span(Buf *b, PyObject *span, PyObject *shared, PyObject *extra
     }
     put_span_id(b, PyBytes_AS_STRING(PyTuple_GET_ITEM(state.prefixes, type_code)), start, sid);
     if (append_bytes(b, PyTuple_GET_ITEM(state.type_attributes, type_code)) < 0 ||
-        append_bytes(b, PyTuple_GET_ITEM(shared, 1)) < 0) {
+        buf_reserve(b, sh->attr_len) < 0) {
         return -1;
     }
+    put_raw(b, sh->attr, sh->attr_len);
     if (type_code || truthy_slot(span, S_RECORDS) || truthy_slot(span, S_META) ||
         truthy_slot(span, S_EVENTS)) {
         PyObject *extra = PyObject_CallOneArg(extras_fn, span);
@@ -535,6 +561,7 @@ PyObject *otlp_encode_spans(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *cache = PyDict_New();
+    Shared shared = {0};
     Buf out = {NULL, 0, 0};
     Buf body = {NULL, 0, 0};
     PyObject *result = NULL;
@@ -550,12 +577,9 @@ PyObject *otlp_encode_spans(PyObject *self, PyObject *args) {
         PyObject *span = PyTuple_GET_ITEM(seq, i);
         body.len = 0;
         int rc = -1;
-        if (PyObject_TypeCheck(span, state.span.type)) {
-            PyObject *shared = trace_shared(cache, span, trace_fn);
-            if (shared != NULL) {
-                rc = encode_span(&body, span, shared, extras_fn);
-                Py_DECREF(shared);
-            }
+        if (PyObject_TypeCheck(span, state.span.type) &&
+            trace_shared(cache, span, trace_fn, &shared) == 0) {
+            rc = encode_span(&body, span, &shared, extras_fn);
         }
         if (rc == 0) {
             if (append_field(&out, 0x12, body.data, body.len) < 0) {
@@ -587,6 +611,7 @@ PyObject *otlp_encode_spans(PyObject *self, PyObject *args) {
 done:
     PyMem_Free(out.data);
     PyMem_Free(body.data);
+    shared_clear(&shared);
     Py_XDECREF(cache);
     Py_DECREF(seq);
     return result;
