@@ -114,6 +114,8 @@ class _BrokenError(Exception):
         ("psycopg_pool", True),
         ("sqlalchemy.exc", True),
         ("mysql.connector.errors", True),
+        ("django.db.utils", True),
+        ("pg8000.exceptions", True),
         ("psycopgx", False),  # a prefix of the name only: someone else's package
         ("mysql", False),
         ("myapp.db", False),
@@ -136,3 +138,25 @@ def test_odd_exceptions_are_still_described() -> None:
     odd = type("Odd", (Exception,), {})
     odd.__module__ = None  # type: ignore[assignment]
     assert exception_text.is_withheld(odd("x")) is False
+
+
+def test_a_status_set_while_handling_a_driver_error_loses_its_message(
+    spanline_capture: Capture,
+) -> None:
+    with spanline.span("import") as span:
+        try:
+            raise _sqlite_error()
+        except sqlite3.Error as error:
+            span.set_status(StatusCode.ERROR, f"import failed: {error}")
+    with spanline.span("parse") as other:
+        try:
+            raise ValueError("row 7 is short")
+        except ValueError as error:
+            other.set_status(StatusCode.ERROR, f"parse failed: {error}")
+    with spanline.span("later") as later:
+        later.set_status(StatusCode.ERROR, "no exception being handled")
+    first, second, third = spanline_capture.spans
+    assert first.status_message == "OperationalError"
+    assert second.status_message == "parse failed: row 7 is short"
+    assert third.status_message == "no exception being handled"
+    assert SECRET not in _exported(spanline_capture)

@@ -3,6 +3,8 @@ werkzeug's WSGI server on 127.0.0.1 and called with real HTTP requests."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
 import time
 import urllib.error
@@ -22,6 +24,7 @@ from spanline.testing import Capture
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
+SECRET = "card-4242-never-in-a-span"
 
 
 def create_app() -> Flask:
@@ -35,6 +38,12 @@ def create_app() -> Flask:
     @app.get("/boom")
     def boom() -> str:
         raise RuntimeError("view exploded")
+
+    @app.get("/duplicate")
+    def duplicate() -> str:
+        # a driver's message quotes the value (here sqlite3's, for a literal statement)
+        sqlite3.connect(":memory:").execute(f"SELECT '{SECRET}")
+        return "unreachable"
 
     @app.get("/unavailable")
     def unavailable() -> str:
@@ -143,6 +152,19 @@ def test_5xx_marks_the_span_error_with_the_handled_exception(
     assert unavailable.status == StatusCode.ERROR
     assert unavailable.attributes["http.response.status_code"] == 503
     assert unavailable.events == []  # abort() is an answer, not a failure to record
+
+
+def test_a_handled_database_error_keeps_its_message_out_of_the_span(
+    base_url: str, spanline_capture: Capture
+) -> None:
+    assert get(f"{base_url}/duplicate")[0] == 500
+    span = server_span(spanline_capture, "/duplicate")
+    assert span.status == StatusCode.ERROR
+    assert span.status_message == "OperationalError"
+    (event,) = span.events
+    assert event.attributes["exception.type"] == "sqlite3.OperationalError"
+    assert "exception.message" not in event.attributes
+    assert SECRET not in json.dumps([s.to_dict() for s in spanline_capture.spans])
 
 
 def test_application_root_is_part_of_the_route(

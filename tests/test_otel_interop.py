@@ -194,3 +194,34 @@ def test_tracestate_empty_contexts_and_threads() -> None:
     assert result["tracestate"] == "vendor=abc123,other=x"
     assert result["fresh_is_root"] is True
     assert result["seen"] == {"trace": "req-42", "actor": {"type": "user", "id": "7"}}
+
+
+def test_a_database_error_leaving_an_otel_span_keeps_its_message_out() -> None:
+    # OpenTelemetry's use_span writes "Type: message" as the status description
+    result = run("""
+        import json, sqlite3, spanline, spanline.otel
+        spanline.otel.install()
+        from opentelemetry import trace
+        tracer = trace.get_tracer("my.library")
+        try:
+            with tracer.start_as_current_span("import"):
+                sqlite3.connect(":memory:").execute("SELECT 'card-4242-secret")
+        except sqlite3.Error:
+            pass
+        try:
+            with tracer.start_as_current_span("parse"):
+                raise ValueError("bad row 7")
+        except ValueError:
+            pass
+        spans = [spanline.tracer.completed[-2], spanline.tracer.completed[-1]]
+        print(json.dumps([[s.status_message, [sorted(e.attributes) for e in s.events],
+                           "card-4242" in json.dumps(s.to_dict())] for s in spans]))
+    """)
+    assert result == [
+        ["OperationalError", [["exception.stacktrace", "exception.type"]], False],
+        [
+            "ValueError: bad row 7",
+            [["exception.message", "exception.stacktrace", "exception.type"]],
+            False,
+        ],
+    ]

@@ -128,6 +128,31 @@ def test_interleaved_traces_keep_their_own_trace_fields(spanline_capture: Captur
         assert attrs["spanline.trace_id"] == span.trace_id
 
 
+def test_keyboard_interrupt_while_drawing_a_lazy_trace_id_propagates(
+    spanline_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spanline.core import ids
+
+    with spanline.span("s"):
+        pass
+    (span,) = spanline_capture.spans
+    span._trace._id = 0  # a trace whose id nobody has read yet: encoding draws it
+    real = ids.new_random64
+    fired: list[int] = []
+
+    def interrupted_once() -> int:
+        if not fired:
+            fired.append(1)
+            raise KeyboardInterrupt  # Ctrl-C landing in the draw
+        return real()
+
+    monkeypatch.setattr(ids, "new_random64", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        encode_request_bytes([span], {})
+    assert fired == [1]
+    assert encode_request_bytes([span], {})  # the next try draws and encodes
+
+
 def test_empty_batch_and_varints() -> None:
     assert ExportTraceServiceRequest.FromString(encode_request_bytes([], {})) == encode_request(
         [], {}

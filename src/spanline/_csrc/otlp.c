@@ -269,7 +269,8 @@ static void shared_clear(Shared *sh) {
 }
 
 /* Write the shared parts of a generated trace with no actor into sh's buffers (1),
-   or say that Python must build them (0, no error). */
+   or say that Python must build them (0, no error); -1 with a BaseException that is
+   not an Exception (a KeyboardInterrupt while the lazy id was drawn). */
 static int simple_trace_shared(PyObject *trace, Shared *sh) {
     if (!Py_IS_TYPE(trace, state.trace_type)) {
         return 0;
@@ -283,8 +284,7 @@ static int simple_trace_shared(PyObject *trace, Shared *sh) {
     }
     uint64_t high, low; /* drawing a lazy id as the Trace.id property would */
     if (trace_id_split(trace, &high, &low) < 0) {
-        PyErr_Clear();
-        return 0;
+        return clear_if_exception() ? 0 : -1;
     }
     uint64_t ms = high >> 16;
     if ((high & 0xFFFF) != 0 || ms == 0 || ms >= MAX_MS || low == 0) {
@@ -333,9 +333,13 @@ static int trace_shared(PyObject *cache, PyObject *span, PyObject *trace_fn, Sha
     shared_clear(sh);
     Py_INCREF(trace); /* trace_id_split and trace_fn may run Python code */
     int simple = simple_trace_shared(trace, sh);
-    if (simple) {
+    if (simple > 0) {
         sh->trace = trace;
         return 0;
+    }
+    if (simple < 0) {
+        Py_DECREF(trace);
+        return -1;
     }
     PyObject *shared = PyDict_GetItemWithError(cache, trace); /* borrowed */
     if (shared != NULL) {

@@ -302,7 +302,7 @@ static PyObject *trace_info_c(Job *job, PyObject *trace) {
     }
     uint64_t high, low;
     if (trace_id_split(trace, &high, &low) < 0) {
-        PyErr_Clear();
+        (void)clear_if_exception(); /* an Exception: Python decides; others propagate */
         return NULL;
     }
     /* read after trace_id_parts, which may run Python code (the lazy id) */

@@ -12,8 +12,11 @@ one of :data:`WITHHELD_MODULES` -- is left out wherever spanline records an
 exception: the ``exception`` event has no ``exception.message``, its
 ``exception.stacktrace`` keeps every frame but prints only the class on that
 exception's line (in a chain too: a ``ValueError`` raised ``from`` a driver error
-keeps its own message), and the span's status description is the class name.  The
-exception itself reaches the caller unchanged.
+keeps its own message), and the span's status description is the class name.  A
+status description set while such an exception is being handled loses its message
+too (:func:`scrub`).  The exception itself reaches the caller unchanged.  What code
+copies out of it -- ``raise AppError(str(error))`` -- is that code's own message and
+is recorded as such.
 """
 
 from __future__ import annotations
@@ -21,14 +24,20 @@ from __future__ import annotations
 import sys
 import traceback
 
-__all__ = ["WITHHELD_MODULES", "describe", "event_attributes", "is_withheld"]
+__all__ = ["WITHHELD_MODULES", "describe", "event_attributes", "is_withheld", "scrub"]
 
 WITHHELD_MODULES: tuple[str, ...] = (
     "aiosqlite",
+    "asyncmy",
     "asyncpg",
+    "cx_Oracle",
+    "django.db",  # re-raises the driver's error with the same arguments
+    "mariadb",
     "MySQLdb",
     "mysql.connector",
     "oracledb",
+    "peewee",
+    "pg8000",
     "psycopg",
     "psycopg2",
     "psycopg_pool",
@@ -36,6 +45,7 @@ WITHHELD_MODULES: tuple[str, ...] = (
     "pyodbc",
     "sqlalchemy",
     "sqlite3",
+    "tortoise",
 )
 """Top-level packages (and modules) whose exceptions' messages never enter a span."""
 
@@ -71,6 +81,21 @@ def describe(exception: BaseException) -> str:
         return f"{name}: {exception}"
     except Exception:  # noqa: BLE001 - a broken __str__ must not break the app
         return name
+
+
+def scrub(description: str) -> str:
+    """A status description set while a withheld exception is being handled, minus
+    that exception's message: OpenTelemetry's ``use_span`` and many instrumentations
+    write ``f"{type(exc).__name__}: {exc}"``, code calling ``set_status`` often
+    ``str(exc)``; such a description becomes the class name alone."""
+    exception = sys.exception()
+    if exception is None or not is_withheld(exception):
+        return description
+    try:
+        message = str(exception)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break tracing
+        return description
+    return describe(exception) if message and message in description else description
 
 
 def _withheld_node(item: traceback.TracebackException) -> bool:

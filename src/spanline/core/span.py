@@ -444,6 +444,8 @@ class Span(Node, _Lifecycle):
         """Set the status; ``OK`` is final, a description is kept only with ``ERROR``."""
         if self._end or self.status == StatusCode.OK:
             return
+        if description and status == StatusCode.ERROR:
+            description = exception_text.scrub(description)
         self._status = StatusCode(status)
         self._status_message = description if status == StatusCode.ERROR else None
 

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from spanline._log import report
+from spanline.core import exception_text
 from spanline.core.span import Span, SpanKind, StatusCode
 from spanline.propagation.carrier import continue_trace
 
@@ -168,7 +169,7 @@ class _Finish:
             status = span.attributes.get("http.response.status_code")
             if span.is_recording() and isinstance(status, int) and status >= 500:
                 span.record_exception(error)
-                span.set_status(StatusCode.ERROR, f"{type(error).__qualname__}: {error}")
+                span.set_status(StatusCode.ERROR, exception_text.describe(error))
         except Exception as problem:  # noqa: BLE001 - tracing never breaks the app
             report("wsgi-error", "spanline: could not record a handled exception: %r", problem)
 
