@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -202,7 +204,7 @@ def test_errors_keep_their_values_out_of_every_span_they_leave(
     # exception travels through afterwards (here an operation and a wrapping error)
     engine, table = pg_table
 
-    def checkout() -> None:
+    def pay() -> None:
         with spanline.span("checkout"):
             try:
                 with spanline.span("charge"), engine.begin() as conn:
@@ -211,7 +213,7 @@ def test_errors_keep_their_values_out_of_every_span_they_leave(
                 raise ValueError("payment refused") from error
 
     with pytest.raises(ValueError, match="payment refused") as raised:
-        checkout()
+        pay()
     assert REJECTED in str(raised.value.__cause__)  # the app's exceptions are untouched
     spans = {s.name: s for s in spanline_capture.spans}
     charge, checkout = spans["charge"], spans["checkout"]
@@ -230,6 +232,62 @@ def test_errors_keep_their_values_out_of_every_span_they_leave(
     assert wrapped.attributes["exception.message"] == "payment refused"
     assert "ValueError: payment refused" in str(wrapped.attributes["exception.stacktrace"])
     assert "\nsqlalchemy.exc.IntegrityError\n" in str(wrapped.attributes["exception.stacktrace"])
+    assert no_secret_in(spanline_capture)
+
+
+def test_async_engines_on_postgresql(
+    pg_table: tuple[sa.Engine, str], spanline_capture: Capture
+) -> None:
+    # AsyncEngine runs the driver in greenlets: each statement's span must still
+    # join the task that awaited it, with concurrent tasks kept apart
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    _, table = pg_table
+
+    async def place(engine: Any, order: int) -> None:
+        with spanline.span(f"order-{order}"):
+            async with engine.begin() as conn:
+                await conn.execute(
+                    sa.text(f"INSERT INTO {table} VALUES (:id, :card)"),
+                    {"id": order, "card": SECRET},
+                )
+                await asyncio.sleep(0)  # let the other task run its statement in between
+                await conn.execute(
+                    sa.text(f"SELECT card FROM {table} WHERE id = :id"), {"id": order}
+                )
+
+    async def main() -> None:
+        engine = create_async_engine(POSTGRES_URL)
+        integration.instrument_engine(engine)  # this engine only
+        try:
+            await asyncio.gather(place(engine, 1), place(engine, 2))
+            with spanline.span("refused"):
+                async with engine.connect() as conn:
+                    with pytest.raises(sa.exc.IntegrityError):
+                        await conn.execute(
+                            sa.text(f"INSERT INTO {table} VALUES (3, :c)"), {"c": REJECTED}
+                        )
+            integration.uninstrument_engine(engine)
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))  # no longer traced
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    ours = client_spans(spanline_capture)
+    assert [s.name for s in ours].count("INSERT") == 3
+    assert len(ours) == 5
+    for order in (1, 2):
+        mine = [s for s in ours if s.parent is not None and s.parent.name == f"order-{order}"]
+        assert [s.name for s in mine] == ["INSERT", "SELECT"]
+        assert {s.trace_id for s in mine} == {
+            s.trace_id for s in spanline_capture.spans if s.name == f"order-{order}"
+        }
+    (refused,) = [s for s in ours if s.status == StatusCode.ERROR]
+    assert refused.parent is not None
+    assert refused.parent.name == "refused"
+    assert refused.attributes["db.response.status_code"] == "23514"
+    assert all(s.attributes["db.system.name"] == "postgresql" for s in ours)
     assert no_secret_in(spanline_capture)
 
 
