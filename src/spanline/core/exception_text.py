@@ -58,9 +58,12 @@ def is_withheld(exception: BaseException) -> bool:
 
 def _withheld_type(cls: type) -> bool:
     module = getattr(cls, "__module__", None)
-    if not isinstance(module, str):
-        return False
-    return any(module == name or module.startswith(name + ".") for name in WITHHELD_MODULES)
+    return isinstance(module, str) and _withheld_path(module)
+
+
+def _withheld_path(dotted: str) -> bool:
+    """Whether a module name, or a class's qualified name, lies in WITHHELD_MODULES."""
+    return any(dotted == name or dotted.startswith(name + ".") for name in WITHHELD_MODULES)
 
 
 def _qualified(cls: type) -> str:
@@ -102,8 +105,7 @@ def _withheld_node(item: traceback.TracebackException) -> bool:
     """Whether a rendered exception's class is withheld (3.13 deprecates reading the
     class back: its qualified name tells the module)."""
     if sys.version_info >= (3, 13):
-        name = item.exc_type_str
-        return any(name.startswith(module + ".") for module in WITHHELD_MODULES)
+        return _withheld_path(item.exc_type_str)
     return item.exc_type is not None and _withheld_type(item.exc_type)
 
 
