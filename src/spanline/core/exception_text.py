@@ -24,7 +24,14 @@ from __future__ import annotations
 import sys
 import traceback
 
-__all__ = ["WITHHELD_MODULES", "describe", "event_attributes", "is_withheld", "scrub"]
+__all__ = [
+    "WITHHELD_MODULES",
+    "describe",
+    "event_attributes",
+    "is_withheld",
+    "qualified_name",
+    "scrub",
+]
 
 WITHHELD_MODULES: tuple[str, ...] = (
     "aiosqlite",
@@ -66,7 +73,9 @@ def _withheld_path(dotted: str) -> bool:
     return any(dotted == name or dotted.startswith(name + ".") for name in WITHHELD_MODULES)
 
 
-def _qualified(cls: type) -> str:
+def qualified_name(cls: type) -> str:
+    """``module.Qualname`` of an exception class (``Qualname`` alone for builtins and
+    ``__main__``): the ``exception.type`` and ``error.type`` attributes."""
     module = cls.__module__
     if module in ("builtins", "__main__"):
         return cls.__qualname__
@@ -137,7 +146,7 @@ def event_attributes(exception: BaseException) -> dict[str, object]:
     ``exception.type``, ``exception.message`` (unless withheld) and
     ``exception.stacktrace``."""
     cls = type(exception)
-    event: dict[str, object] = {"exception.type": _qualified(cls)}
+    event: dict[str, object] = {"exception.type": qualified_name(cls)}
     if not is_withheld(exception):
         try:
             event["exception.message"] = str(exception)

@@ -28,6 +28,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from spanline.core import exception_text
 from spanline.core.context import current
 from spanline.core.span import Span, SpanKind, StatusCode
 
@@ -52,10 +53,7 @@ layer is): the DB-API wrappers run the driver call without a span of their own."
 def mark_failed(span: Span, error: BaseException) -> None:
     """ERROR with the driver's exception class and status code; the message is left
     out on purpose (drivers quote parameter values in it)."""
-    cls = type(error)
-    kind = (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )
+    kind = exception_text.qualified_name(type(error))
     span.set_attribute("error.type", kind)
     code = next(
         (
