@@ -22,7 +22,7 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 EXTENSION = "spanline._accel"
-SOURCES = ("module.c", "otlp.c", "rows.c", "asgi.c", "span.c", "queue.c", "asgi_span.c")
+SOURCES = ("module.c", "otlp.c", "rows.c", "asgi.c", "span.c", "queue.c", "asgi_span.c", "random.c")
 SOURCE_DIR = "src/spanline/_csrc"
 
 

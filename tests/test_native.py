@@ -169,3 +169,57 @@ def test_the_core_passes_on_the_python_code_alone() -> None:
         no_accel=True,
     )
     assert " passed" in out
+
+
+def test_the_compiled_random_source_is_the_default_and_seeds_from_32_bytes() -> None:
+    import pytest
+
+    from spanline.core import ids
+
+    module = _native.load()
+    assert module is not None
+    assert ids.new_random64 is module.random64
+    draws = [module.random64() for _ in range(10_000)]
+    assert all(0 <= value < 2**64 for value in draws)
+    assert len(set(draws)) == len(draws)
+    assert max(draws) >= 2**63  # the top bit is drawn too
+    try:
+        module.seed_random(bytes(range(32)))
+        first = [module.random64() for _ in range(5)]
+        module.seed_random(bytes(range(32)))
+        assert [module.random64() for _ in range(5)] == first
+        for bad in (b"short", bytes(32), "x" * 32):
+            with pytest.raises(ValueError, match="seed_random"):
+                module.seed_random(bad)
+    finally:
+        module.seed_random(os.urandom(32))
+
+
+def test_the_span_lifecycle_draws_its_ids_from_the_compiled_source() -> None:
+    # The compiled lifecycle recognizes the default source and draws without a call:
+    # the trace id's low 64 bits, then the span id, in that order, as the Python
+    # methods call ids.new_random64().
+    import spanline
+    from spanline.core import ids
+    from spanline.testing import Capture
+
+    module = _native.load()
+    assert module is not None
+    capture = Capture()
+    spanline.tracer.add_processor(capture)  # a processor: the trace id is drawn at once
+    seed = os.urandom(32)
+    try:
+        module.seed_random(seed)
+        with spanline.span("root") as root:
+            pass
+        module.seed_random(seed)
+        trace_low, span_id = module.random64() or 1, module.random64() or 1
+    finally:
+        spanline.tracer.remove_processor(capture)
+        module.seed_random(os.urandom(32))
+    trace_int = root._trace._id  # type: ignore[union-attr]
+    assert trace_int & (2**64 - 1) == trace_low
+    assert trace_int >> 80 == root.start_ns // 1_000_000
+    assert (trace_int >> 64) & 0xFFFF == 0
+    assert root._sid == span_id
+    assert ids.trace_int_from_id(root.trace_id) == trace_int

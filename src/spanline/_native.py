@@ -11,19 +11,26 @@ import importlib
 import os
 from types import ModuleType
 
-__all__ = ["load"]
+__all__ = ["compiled", "load"]
 
 
-def load() -> ModuleType | None:
-    """The compiled module, or ``None`` (not built, or switched off)."""
+def compiled() -> ModuleType | None:
+    """The compiled module as imported, not yet configured, or ``None`` (not built,
+    or switched off).  For modules that :func:`load` itself imports."""
     if os.environ.get("SPANLINE_NO_ACCEL", "").strip().lower() in {"1", "true", "yes", "on"}:
         return None
     try:
-        module = importlib.import_module("spanline._accel")
+        return importlib.import_module("spanline._accel")
     except ImportError:
+        return None
+
+
+def load() -> ModuleType | None:
+    """The compiled module, configured, or ``None`` (not built, or switched off)."""
+    module = compiled()
+    if module is None:
         return None
     from spanline.core import context, ids
 
-    # how a lazily drawn trace id is drawn: Trace.id's lock and random source
     module.trace_configure(context.Trace, context, ids)
     return module

@@ -126,4 +126,13 @@ extern const char otlp_configure_doc[], otlp_encode_spans_doc[];
 extern const char rows_configure_doc[], rows_from_spans_doc[];
 extern const char trace_configure_doc[];
 
+/* random.c: the default random source of spanline.core.ids.  accel_random64() is
+   the next draw; accel_random_fn is the module's random64 function object, which the
+   span lifecycle recognizes as ids.new_random64 to draw without a call. */
+uint64_t accel_random64(void);
+extern PyObject *accel_random_fn;
+PyObject *random64(PyObject *self, PyObject *unused);
+PyObject *seed_random(PyObject *self, PyObject *seed);
+extern const char random64_doc[], seed_random_doc[];
+
 #endif

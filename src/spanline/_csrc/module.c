@@ -259,6 +259,8 @@ static PyMethodDef methods[] = {
     {"asgi_request", asgi_request, METH_O, asgi_request_doc},
     {"asgi_configure", asgi_configure, METH_VARARGS, asgi_configure_doc},
     {"span_configure", span_configure, METH_VARARGS, span_configure_doc},
+    {"random64", random64, METH_NOARGS, random64_doc},
+    {"seed_random", seed_random, METH_O, seed_random_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -270,7 +272,8 @@ static struct PyModuleDef module = {
              "(spanline.store.convert), the ASGI scope reader and request span "
              "(spanline.integrations.asgi), Span.__enter__/__exit__ "
              "(spanline.core.span) and the batch queue's producer side "
-             "(spanline.export.span_queue).",
+             "(spanline.export.span_queue) and the default random source of ids "
+             "(spanline.core.ids).",
     .m_size = -1,
     .m_methods = methods,
 };
@@ -287,6 +290,12 @@ PyMODINIT_FUNC PyInit__accel(void) {
     if (PyModule_AddObjectRef(created, "SpanLifecycle", (PyObject *)&SpanLifecycleType) < 0 ||
         PyModule_AddObjectRef(created, "SpanQueue", (PyObject *)&SpanQueueType) < 0 ||
         PyModule_AddObjectRef(created, "AsgiRequest", (PyObject *)&AsgiRequestType) < 0) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    /* the function object ids.new_random64 is by default (kept for the process) */
+    accel_random_fn = PyObject_GetAttrString(created, "random64");
+    if (accel_random_fn == NULL) {
         Py_DECREF(created);
         return NULL;
     }

@@ -53,8 +53,18 @@ static inline void set_slot(PyObject *obj, Py_ssize_t at, PyObject *value) {
     Py_XDECREF(old);
 }
 
+/* module.name as a new reference: the module's dict first (what the attribute
+   is, unless the module defines __getattr__ for missing names), else getattr. */
+static PyObject *module_attr(PyObject *module, PyObject *name) {
+    PyObject *found = PyDict_GetItemWithError(PyModule_GetDict(module), name);
+    if (found != NULL) {
+        return Py_NewRef(found);
+    }
+    return PyErr_Occurred() ? NULL : PyObject_GetAttr(module, name);
+}
+
 static PyObject *call_attr(PyObject *module, PyObject *name) {
-    PyObject *fn = PyObject_GetAttr(module, name);
+    PyObject *fn = module_attr(module, name);
     if (fn == NULL) {
         return NULL;
     }
@@ -63,22 +73,93 @@ static PyObject *call_attr(PyObject *module, PyObject *name) {
     return result;
 }
 
-/* ids.new_random64() or 1 (a new reference). */
-static PyObject *random_or_one(void) {
-    PyObject *value = call_attr(lc.ids, lc.n_new_random64);
-    if (value == NULL) {
-        return NULL;
+/* Draw from ids.new_random64, "or 1": 1 with the value in *drawn when it is the
+   compiled default (no Python call), 0 with a new reference in *value when it is
+   another source, -1 with an exception. */
+static int draw_random(uint64_t *drawn, PyObject **value) {
+    PyObject *fn = module_attr(lc.ids, lc.n_new_random64);
+    if (fn == NULL) {
+        return -1;
     }
-    int truth = PyObject_IsTrue(value);
+    if (fn == accel_random_fn) {
+        Py_DECREF(fn);
+        uint64_t x = accel_random64();
+        *drawn = x ? x : 1;
+        return 1;
+    }
+    PyObject *result = PyObject_CallNoArgs(fn);
+    Py_DECREF(fn);
+    if (result == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(result);
     if (truth < 0) {
-        Py_DECREF(value);
-        return NULL;
+        Py_DECREF(result);
+        return -1;
     }
     if (!truth) {
-        Py_DECREF(value);
-        return PyLong_FromLong(1);
+        Py_SETREF(result, PyLong_FromLong(1));
+        if (result == NULL) {
+            return -1;
+        }
     }
-    return value;
+    *value = result;
+    return 0;
+}
+
+/* ids.new_random64() or 1 (a new reference). */
+static PyObject *random_or_one(void) {
+    uint64_t drawn;
+    PyObject *value = NULL;
+    int compiled = draw_random(&drawn, &value);
+    if (compiled < 0) {
+        return NULL;
+    }
+    return compiled ? PyLong_FromUnsignedLongLong(drawn) : value;
+}
+
+/* A generated trace's id, ((start // 1_000_000) << 80) | (ids.new_random64() or 1)
+   (ids.new_trace_int), as a new reference. */
+static PyObject *new_trace_int(PyObject *start) {
+    uint64_t drawn;
+    PyObject *low = NULL;
+    int compiled = draw_random(&drawn, &low);
+    if (compiled < 0) {
+        return NULL;
+    }
+    int overflow = 0;
+    long long ns = PyLong_CheckExact(start) ? PyLong_AsLongLongAndOverflow(start, &overflow) : -1;
+    if (ns == -1 && PyErr_Occurred()) {
+        Py_XDECREF(low);
+        return NULL;
+    }
+    if (compiled && ns >= 0 && !overflow) {
+        /* the usual case in bytes: the millisecond (< 2**48 for any 63-bit ns) in
+           bits 80..127, the draw in bits 0..63 */
+        uint64_t ms = (uint64_t)ns / 1000000ULL;
+        unsigned char bytes[16] = {0};
+        for (int i = 0; i < 8; i++) {
+            bytes[i] = (unsigned char)(drawn >> (8 * i));
+        }
+        for (int i = 0; i < 6; i++) {
+            bytes[10 + i] = (unsigned char)(ms >> (8 * i));
+        }
+        return _PyLong_FromByteArray(bytes, 16, 1, 0);
+    }
+    if (compiled) {
+        low = PyLong_FromUnsignedLongLong(drawn);
+        if (low == NULL) {
+            return NULL;
+        }
+    }
+    /* a clock or random source outside the usual ranges: Python's arithmetic */
+    PyObject *ms = PyNumber_FloorDivide(start, lc.million);
+    PyObject *top = ms == NULL ? NULL : PyNumber_Lshift(ms, lc.eighty);
+    PyObject *id = top == NULL ? NULL : PyNumber_Or(top, low);
+    Py_XDECREF(ms);
+    Py_XDECREF(top);
+    Py_DECREF(low);
+    return id;
 }
 
 /* A new Trace(trace_int, None, None, True, start), its slots written as __init__ does. */
@@ -164,7 +245,7 @@ static int tell_pipeline(int at, PyObject *span) {
 /* The root trace of a span entered with no current node, or NULL without an
    exception when the Python method must decide (recording off, or sampling). */
 static PyObject *root_trace(PyObject **start_out) {
-    PyObject *settings = PyObject_GetAttr(lc.config, lc.n_settings);
+    PyObject *settings = module_attr(lc.config, lc.n_settings);
     if (settings == NULL) {
         return NULL;
     }
@@ -187,18 +268,12 @@ static PyObject *root_trace(PyObject **start_out) {
     }
     PyObject *trace = NULL;
     if (processors) {
-        /* an exporter will read the id: ((start // 1_000_000) << 80) | (random or 1) */
-        PyObject *ms = PyNumber_FloorDivide(start, lc.million);
-        PyObject *top = ms == NULL ? NULL : PyNumber_Lshift(ms, lc.eighty);
-        PyObject *low = top == NULL ? NULL : random_or_one();
-        PyObject *id = low == NULL ? NULL : PyNumber_Or(top, low);
+        /* an exporter will read the id: draw it now */
+        PyObject *id = new_trace_int(start);
         if (id != NULL) {
             trace = new_trace(id, start);
+            Py_DECREF(id);
         }
-        Py_XDECREF(ms);
-        Py_XDECREF(top);
-        Py_XDECREF(low);
-        Py_XDECREF(id);
     } else {
         trace = new_trace(lc.zero, start); /* the id is drawn on first read */
     }

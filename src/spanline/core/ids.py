@@ -21,9 +21,11 @@ Mapping to W3C (documented in docs/concepts.md):
   holds).  Any 128-bit id of that shape renders back to the same ``tr_`` id; any
   other (foreign) W3C id is kept as 32 lowercase hex digits.
 
-Randomness comes from one :class:`random.Random` seeded from ``os.urandom`` at import
-and re-seeded in every child after ``fork``, so an id costs one ``getrandbits`` call
-and a forked worker never repeats its parent's ids.
+Randomness comes from one generator seeded from ``os.urandom`` at import and
+re-seeded in every child after ``fork``, so a forked worker never repeats its
+parent's ids: the compiled helpers' xoshiro256** (``spanline/_csrc/random.c``, which
+the compiled span lifecycle draws from without a call), else a
+:class:`random.Random`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import os
 import random
 import re
 from collections.abc import Callable
+
+from spanline._native import compiled
 
 __all__ = [
     "ALPHABET",
@@ -66,18 +70,24 @@ _ID_RE = re.compile(r"(tr|op|hd|ev|sp)_[1-9A-HJ-NP-Za-km-z]{20}")  # used with f
 _HEX32_RE = re.compile(r"[0-9a-f]{32}")  # used with fullmatch
 
 # Ids must be unique, not unpredictable: a seeded PRNG is the cheap, right tool here.
-_rng = random.Random(os.urandom(32))  # noqa: S311
+_accel = compiled()
+_rng = random.Random()  # noqa: S311 - the pure-Python source, seeded below
 
 
 def _reseed() -> None:
     _rng.seed(os.urandom(32))
+    if _accel is not None:
+        _accel.seed_random(os.urandom(32))
 
 
+_reseed()
 if hasattr(os, "register_at_fork"):  # pragma: no branch - absent only on Windows
     os.register_at_fork(after_in_child=_reseed)
 
 
-_system_random64: Callable[[], int] = functools.partial(_rng.getrandbits, 64)
+_system_random64: Callable[[], int] = (
+    _accel.random64 if _accel is not None else functools.partial(_rng.getrandbits, 64)
+)
 
 new_random64: Callable[[], int] = _system_random64
 """Return a random 64-bit integer (replaceable by :func:`set_random_source`).
