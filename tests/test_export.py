@@ -182,6 +182,77 @@ def test_hung_exporter_is_abandoned_after_its_timeout_then_recovers(
     assert {f"queued{i}" for i in range(4)} <= names
 
 
+def _overrunning_export(
+    processors: list[BatchSpanProcessor], spans: int
+) -> tuple[GatedExporter, BatchSpanProcessor]:
+    """A processor whose first export (of ``spans`` spans) hangs past its 50 ms timeout."""
+    exporter = GatedExporter()
+    exporter.gate.clear()
+    processor = _make(
+        processors,
+        exporter,
+        max_export_batch_size=spans,
+        schedule_delay_millis=60_000,
+        export_timeout_millis=50,
+    )
+    _spans(spans, "hung")
+    assert exporter.entered.wait(5)
+    threading.Event().wait(0.2)  # past the call's timeout
+    return exporter, processor
+
+
+def test_an_export_that_returns_late_counts_as_timed_out_and_its_result_is_ignored(
+    processors: list[BatchSpanProcessor],
+) -> None:
+    # The worker calls export itself; nobody looks while the call overruns, so the
+    # overrun is counted when it returns.
+    exporter, processor = _overrunning_export(processors, 3)
+    exporter.gate.set()  # it returns SUCCESS, too late
+    assert processor.force_flush(5000)
+    stats = processor.stats()
+    assert (stats["export_timeouts"], stats["timed_out_spans"], stats["exported"]) == (1, 3, 0)
+    assert stats["batches"] == 1
+
+
+def test_an_overrun_is_counted_once_whoever_sees_it_first(
+    processors: list[BatchSpanProcessor], caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter, processor = _overrunning_export(processors, 4)
+    first = processor.stats()  # stats() sees the overrun...
+    assert not processor.force_flush(100)  # ...and force_flush does not count it again
+    exporter.gate.set()  # nor does the late return
+    assert processor.force_flush(5000)
+    last = processor.stats()
+    for stats in (first, last):
+        assert (stats["export_timeouts"], stats["timed_out_spans"]) == (1, 4)
+    assert caplog.text.count("did not finish within 50 ms") == 1
+
+
+def test_shutdown_does_not_wait_out_its_deadline_behind_a_hung_export(
+    processors: list[BatchSpanProcessor],
+) -> None:
+    exporter = GatedExporter()
+    exporter.gate.clear()
+    processor = BatchSpanProcessor(
+        exporter, max_export_batch_size=2, schedule_delay_millis=60_000, export_timeout_millis=100
+    )
+    spanline.tracer.add_processor(processor)
+    try:
+        _spans(2, "hung")
+        assert exporter.entered.wait(5)
+        _spans(3, "queued")
+        # the export's own timeout passes long before this deadline: shutdown stops
+        # waiting then, abandons what is queued, and does not count a deadline miss
+        processor.shutdown(timeout_millis=60_000)
+    finally:
+        spanline.tracer.remove_processor(processor)
+        exporter.gate.set()
+    stats = processor.stats()
+    assert "shutdown_timeouts" not in stats  # counted only when the deadline passes
+    assert (stats["export_timeouts"], stats["timed_out_spans"]) == (1, 2)
+    assert stats["abandoned_at_shutdown"] == 3
+
+
 def test_shutdown_honours_its_deadline_and_later_spans_are_counted(
     processors: list[BatchSpanProcessor],
 ) -> None:

@@ -9,18 +9,24 @@ happens on the worker:
 * it wakes when the queue reaches ``max_export_batch_size``, when
   ``schedule_delay_millis`` has passed, or on ``force_flush``/``shutdown``, and exports
   everything queued, in batches of at most ``max_export_batch_size``;
-* each ``export`` call runs under ``export_timeout_millis``: a call that overruns is
-  abandoned (counted in ``export_timeouts``) and no new call starts until it returns,
-  so a hung exporter never piles up threads -- spans wait in the queue meanwhile;
+* the worker calls ``export`` itself, under ``export_timeout_millis``: a call that
+  overruns is counted in ``export_timeouts`` (its spans in ``timed_out_spans``, its
+  result ignored) as soon as :meth:`~BatchSpanProcessor.stats`,
+  :meth:`~BatchSpanProcessor.force_flush` or :meth:`~BatchSpanProcessor.shutdown`
+  sees it overrun, or when it returns late; no new call starts until it returns, so
+  a hung exporter never piles up threads -- spans wait in the queue meanwhile.  (An
+  export on a thread of its own, handed over and awaited per batch, cost a busy
+  server 3.5 us of CPU per request at 512-span batches: ``docs/benchmarks.md``);
 * an exporter that raises or returns FAILURE is counted and logged (rate-limited);
 * before export, each span passes the cardinality guard
   (:mod:`spanline.core.cardinality`): span names (and messaging attribute keys) that
   look like they carry ids are reported once per pattern and counted in
   ``high_cardinality_names`` (``high_cardinality_attributes``).
 
-**Shutdown** flushes within its deadline; spans a hung export kept in the queue, or
-still queued when the deadline passes, are counted ``abandoned_at_shutdown`` and no
-further batch is handed to the exporter.
+**Shutdown** flushes within its deadline, and stops waiting early for an export that
+has overrun its own timeout; spans a hung export kept in the queue, or still queued
+when the deadline passes, are counted ``abandoned_at_shutdown`` and no further batch
+is handed to the exporter.
 
 **Overload drops the newest span.**  When the queue holds ``max_queue_size`` spans,
 the span that just ended is not queued and ``dropped_queue_full`` is incremented.
@@ -50,7 +56,6 @@ from spanline.core import config
 from spanline.core.cardinality import CardinalityGuard
 from spanline.core.span import Span
 from spanline.export.exporter import ExportResult, SpanExporter
-from spanline.export.runner import CallRunner
 from spanline.export.span_queue import new_span_queue
 
 __all__ = ["BatchSpanProcessor"]
@@ -106,9 +111,11 @@ class BatchSpanProcessor:
         else:  # a forked child: the pipeline holds this object's hooks, keep it
             self._producer.reset(self._queue, self._wake)
         self._flush_waiters: list[threading.Event] = []
-        # one long-lived thread runs the export calls; a call that overran its timeout
-        # keeps it busy, and no other call starts until that one returns
-        self._runner = CallRunner("spanline-export")
+        # the export call in progress: when it started (perf_counter), its spans, and
+        # whether it has been counted as timed out already (all under _lock)
+        self._call_started: float | None = None
+        self._call_spans = 0
+        self._call_counted = False
         self._flushing: threading.Thread | None = None  # an exporter flush that overran
         self._stopped = False
         self._abandoned = False
@@ -153,7 +160,7 @@ class BatchSpanProcessor:
     def _run(self) -> None:
         waiters: list[threading.Event] = []
         while True:
-            # with flushes pending (a hung export holds the queue), poll briefly
+            # with flushes pending (spans arriving while it drains), poll briefly
             woken = self._wake.wait(0.05 if waiters else self._delay_s)
             self._wake.clear()
             with self._lock:
@@ -179,8 +186,6 @@ class BatchSpanProcessor:
     def _drain(self, full_only: bool = False) -> None:
         queue = self._queue
         while len(queue) >= (self._batch_size if full_only else 1):
-            if not self._previous_call_finished():
-                return  # a hung export is still running: keep the spans queued
             with self._lock:  # shutdown may abandon the queue: never both
                 if self._abandoned:
                     return
@@ -206,52 +211,78 @@ class BatchSpanProcessor:
                 self._counts["abandoned_at_shutdown"] += left
         return left
 
-    def _previous_call_finished(self) -> bool:
-        return not self._runner.busy() or self._runner.wait(self._export_timeout_ms / 1000)
-
     def _export(self, batch: list[Span]) -> None:
-        outcome: list[Any] = []
-
-        def call() -> None:
-            try:
-                outcome.append(self._exporter.export(batch, self._export_timeout_ms))
-            except Exception as error:  # noqa: BLE001 - counted and logged below
-                outcome.append(error)
-
         started = time.perf_counter()
-        self._runner.submit(call)
-        finished = self._runner.wait(self._export_timeout_ms / 1000)
+        with self._lock:
+            self._call_started = started
+            self._call_spans = len(batch)
+            self._call_counted = False
+        outcome: object
+        try:
+            outcome = self._exporter.export(batch, self._export_timeout_ms)
+        except Exception as error:  # noqa: BLE001 - counted and logged below
+            outcome = error
         elapsed_ms = (time.perf_counter() - started) * 1000
         exporter_name = type(self._exporter).__name__
         with self._lock:
+            late = self._overrun_locked(time.perf_counter())  # returned after its deadline
+            timed_out = self._call_counted
+            self._call_started = None
             self._counts["batches"] += 1
             self._last_export_ms = elapsed_ms
             self._max_export_ms = max(self._max_export_ms, elapsed_ms)
-            if not finished:
-                self._counts["export_timeouts"] += 1
-                self._counts["timed_out_spans"] += len(batch)
-            elif outcome and outcome[0] is ExportResult.SUCCESS:
+            if timed_out:
+                pass  # counted as timed out: its result no longer counts
+            elif outcome is ExportResult.SUCCESS:
                 self._counts["exported"] += len(batch)
             else:
                 self._counts["export_failed"] += len(batch)
-        if not finished:
-            report(
-                f"export-timeout:{id(self)}",
-                "spanline: %s.export did not finish within %d ms; %d spans counted as timed out",
-                exporter_name,
-                self._export_timeout_ms,
-                len(batch),
-            )
-        elif not outcome or outcome[0] is not ExportResult.SUCCESS:
-            error = outcome[0] if outcome and isinstance(outcome[0], Exception) else None
+        if late:
+            self._report_overrun(len(batch))
+        if not timed_out and outcome is not ExportResult.SUCCESS:
             report(
                 f"export-failed:{id(self)}",
                 "spanline: %s.export failed (%r); %d spans lost",
                 exporter_name,
-                error or (outcome[0] if outcome else None),
+                outcome,
                 len(batch),
-                exc_info=error,
+                exc_info=outcome if isinstance(outcome, Exception) else None,
             )
+
+    def _overrun_locked(self, now: float) -> bool:
+        """Count the export in progress as timed out if it has overrun its timeout and
+        was not counted yet; ``True`` when it was counted now (hold ``_lock``)."""
+        started = self._call_started
+        if (
+            started is None
+            or self._call_counted
+            or (now - started) * 1000 <= self._export_timeout_ms
+        ):
+            return False
+        self._call_counted = True
+        self._counts["export_timeouts"] += 1
+        self._counts["timed_out_spans"] += self._call_spans
+        return True
+
+    def _check_overrun(self) -> bool:
+        """Whether the export in progress has overrun its timeout (counted and
+        reported the first time it is seen)."""
+        with self._lock:
+            counted_now = self._overrun_locked(time.perf_counter())
+            overran = self._call_started is not None and self._call_counted
+            spans = self._call_spans
+        if counted_now:
+            self._report_overrun(spans)
+        return overran
+
+    def _report_overrun(self, spans: int) -> None:
+        report(
+            f"export-timeout:{id(self)}",
+            "spanline: %s.export did not finish within %d ms; %d spans counted as timed out",
+            type(self._exporter).__name__,
+            self._export_timeout_ms,
+            spans,
+        )
 
     # -- flushing and shutting down -----------------------------------------------
 
@@ -266,6 +297,7 @@ class BatchSpanProcessor:
         timeout = self._export_timeout_ms if timeout_millis is None else timeout_millis
         deadline = time.monotonic() + timeout / 1000
         if not done.wait(timeout / 1000):
+            self._check_overrun()  # a hung export holds the queue: count it now
             return False
         # then whatever the exporter buffers itself, within what is left of the
         # deadline (on a helper thread: an exporter that ignores its timeout must not
@@ -313,21 +345,30 @@ class BatchSpanProcessor:
             self._producer.stopping = True
         timeout = self._shutdown_timeout_ms if timeout_millis is None else timeout_millis
         self._wake.set()
-        self._worker.join(timeout / 1000)
+        deadline = time.monotonic() + timeout / 1000
+        hung = False
+        while True:
+            self._worker.join(min(0.05, max(0.0, deadline - time.monotonic())))
+            if not self._worker.is_alive():
+                break
+            # an export that overran its own timeout will not be waited for
+            hung = self._check_overrun()
+            if hung or time.monotonic() >= deadline:
+                break
         if self._worker.is_alive():
-            # The deadline passed mid-drain: stop the worker taking more batches, and
-            # count what is left once (the batch already being exported finishes).
+            # Stop the worker taking more batches and count what is left once (the
+            # batch being exported finishes, or is already counted as timed out).
             left = self._abandon_queue()
-            with self._lock:
-                self._counts["shutdown_timeouts"] += 1
-            report(
-                f"shutdown-timeout:{id(self)}",
-                "spanline: shutdown deadline (%d ms) passed; %d queued spans abandoned",
-                timeout,
-                left,
-            )
+            if not hung:
+                with self._lock:
+                    self._counts["shutdown_timeouts"] += 1
+                report(
+                    f"shutdown-timeout:{id(self)}",
+                    "spanline: shutdown deadline (%d ms) passed; %d queued spans abandoned",
+                    timeout,
+                    left,
+                )
         self._stopped = True
-        self._runner.stop()  # its thread ends once the last export returns
         try:
             self._exporter.shutdown()
         except Exception as error:  # noqa: BLE001 - tracing never breaks the app
@@ -349,6 +390,7 @@ class BatchSpanProcessor:
         exporter's force_flush that raised or overran the deadline); the queue
         depth; the last and the slowest export's latency in ms; and the exporter's own
         ``stats()`` under ``exporter`` when it has them."""
+        self._check_overrun()
         with self._lock:
             snapshot: dict[str, Any] = dict(self._counts)
             snapshot["last_export_ms"] = self._last_export_ms
