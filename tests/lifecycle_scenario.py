@@ -109,6 +109,23 @@ def edge_cases(fake_clock: Callable[[], int], fake_random: Callable[[], int]) ->
     ids.set_random_source(fake_random)
     current.set(None)
 
+    draws: list[int] = []
+
+    def counted_random() -> int:
+        draws.append(fake_random())
+        return draws[-1]
+
+    ids.set_random_source(counted_random)
+    clock.set_clock(lambda: 1.5e18)  # type: ignore[arg-type, return-value]
+    span = spanline.span("a float clock at a root")  # the shift fails before the draw
+    try:
+        span.__enter__()
+    except TypeError as error:
+        print("float clock raised:", error, "draws:", len(draws), span._start)
+    clock.set_clock(fake_clock)
+    ids.set_random_source(fake_random)
+    current.set(None)
+
     span = spanline.span("exit with four arguments")
     with span:
         try:

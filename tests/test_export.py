@@ -253,6 +253,55 @@ def test_shutdown_does_not_wait_out_its_deadline_behind_a_hung_export(
     assert stats["abandoned_at_shutdown"] == 3
 
 
+def test_an_exporter_raising_a_base_exception_does_not_stop_the_worker(
+    processors: list[BatchSpanProcessor], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The worker thread calls export itself: SystemExit (or an asyncio
+    # CancelledError) from an exporter must not end it with spans still queued.
+    class Exits(InMemorySpanExporter):
+        def export(self, batch: Sequence[spanline.Span], timeout_millis: int = 0) -> ExportResult:
+            if not self.get_finished_spans() and batch[0].name == "first0":
+                raise SystemExit(3)
+            return super().export(batch, timeout_millis)
+
+    exporter = Exits()
+    processor = _make(processors, exporter, max_export_batch_size=2)
+    _spans(2, "first")
+    _spans(3, "later")
+    assert processor.force_flush(5000)
+    stats = processor.stats()
+    assert (stats["export_failed"], stats["exported"]) == (2, 3)
+    assert [s.name for s in exporter.get_finished_spans()] == ["later0", "later1", "later2"]
+    assert "SystemExit" in caplog.text
+
+
+def test_shutdown_waits_for_an_export_that_is_only_a_little_late(
+    processors: list[BatchSpanProcessor],
+) -> None:
+    # Past its timeout but well short of twice it: shutdown waits for it and exports
+    # the rest instead of abandoning the queue.
+    class Slow(InMemorySpanExporter):
+        def export(self, batch: Sequence[spanline.Span], timeout_millis: int = 0) -> ExportResult:
+            if batch[0].name == "slow0":
+                threading.Event().wait(0.3)
+            return super().export(batch, timeout_millis)
+
+    exporter = Slow()
+    processor = BatchSpanProcessor(
+        exporter, max_export_batch_size=2, schedule_delay_millis=60_000, export_timeout_millis=250
+    )
+    spanline.tracer.add_processor(processor)
+    try:
+        _spans(2, "slow")
+        _spans(3, "queued")
+        processor.shutdown(timeout_millis=30_000)
+    finally:
+        spanline.tracer.remove_processor(processor)
+    stats = processor.stats()
+    assert (stats["export_timeouts"], stats["timed_out_spans"], stats["exported"]) == (1, 2, 3)
+    assert "abandoned_at_shutdown" not in stats
+
+
 def test_shutdown_honours_its_deadline_and_later_spans_are_counted(
     processors: list[BatchSpanProcessor],
 ) -> None:

@@ -223,3 +223,33 @@ def test_the_span_lifecycle_draws_its_ids_from_the_compiled_source() -> None:
     assert (trace_int >> 64) & 0xFFFF == 0
     assert root._sid == span_id
     assert ids.trace_int_from_id(root.trace_id) == trace_int
+
+
+def test_the_span_lifecycle_accepts_objects_that_are_not_modules() -> None:
+    # span_configure takes the clock, ids and config as any objects with the right
+    # attributes; the fast module-dict read applies to real modules only.  In a
+    # child process: reconfiguring the lifecycle is process-wide.
+    code = """
+import types
+import spanline
+from spanline import _native
+from spanline.core import clock, config, ids, span as span_module
+from spanline.core.context import Node, Trace, current
+from spanline.core.pipeline import PIPELINE
+from spanline.testing import Capture
+
+accel = _native.load()
+fake_clock = types.SimpleNamespace(now_ns=lambda: 1_700_000_000_000_000_000)
+fake_ids = types.SimpleNamespace(new_random64=lambda: 42)
+accel.span_configure(
+    span_module.Span, Node, Trace, span_module._Reentry, current,
+    types.SimpleNamespace(settings=config.settings), fake_clock, fake_ids, PIPELINE,
+    span_module.SpanKind.INTERNAL, *span_module._PY_METHODS,
+)
+spanline.tracer.add_processor(Capture())
+with spanline.span("s") as s:
+    pass
+print(s.start_ns, s._sid, s._trace._id & 0xFFFF)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1700000000000000000", "42", "42"]

@@ -53,9 +53,12 @@ static inline void set_slot(PyObject *obj, Py_ssize_t at, PyObject *value) {
     Py_XDECREF(old);
 }
 
-/* module.name as a new reference: the module's dict first (what the attribute
-   is, unless the module defines __getattr__ for missing names), else getattr. */
+/* module.name as a new reference: for a plain module, its dict first (what the
+   attribute is; __getattr__ only serves missing names), else getattr. */
 static PyObject *module_attr(PyObject *module, PyObject *name) {
+    if (!PyModule_CheckExact(module)) {
+        return PyObject_GetAttr(module, name);
+    }
     PyObject *found = PyDict_GetItemWithError(PyModule_GetDict(module), name);
     if (found != NULL) {
         return Py_NewRef(found);
@@ -119,45 +122,60 @@ static PyObject *random_or_one(void) {
 }
 
 /* A generated trace's id, ((start // 1_000_000) << 80) | (ids.new_random64() or 1)
-   (ids.new_trace_int), as a new reference. */
+   (ids.new_trace_int), as a new reference; evaluated in Python's order, the clock
+   value's arithmetic before the draw. */
 static PyObject *new_trace_int(PyObject *start) {
-    uint64_t drawn;
-    PyObject *low = NULL;
-    int compiled = draw_random(&drawn, &low);
-    if (compiled < 0) {
-        return NULL;
-    }
     int overflow = 0;
     long long ns = PyLong_CheckExact(start) ? PyLong_AsLongLongAndOverflow(start, &overflow) : -1;
     if (ns == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    uint64_t drawn;
+    PyObject *low = NULL;
+    if (ns >= 0 && !overflow) {
+        int compiled = draw_random(&drawn, &low);
+        if (compiled < 0) {
+            return NULL;
+        }
+        if (compiled) {
+            /* the usual case in bytes: the millisecond (< 2**48 for any 63-bit ns)
+               in bits 80..127, the draw in bits 0..63 */
+            uint64_t ms = (uint64_t)ns / 1000000ULL;
+            unsigned char bytes[16] = {0};
+            for (int i = 0; i < 8; i++) {
+                bytes[i] = (unsigned char)(drawn >> (8 * i));
+            }
+            for (int i = 0; i < 6; i++) {
+                bytes[10 + i] = (unsigned char)(ms >> (8 * i));
+            }
+            return _PyLong_FromByteArray(bytes, 16, 1, 0);
+        }
+    }
+    /* another random source, or a clock value outside the usual range: Python's
+       arithmetic (the draw, if not made above, after the shift, as in Python) */
+    PyObject *ms = PyNumber_FloorDivide(start, lc.million);
+    PyObject *top = ms == NULL ? NULL : PyNumber_Lshift(ms, lc.eighty);
+    Py_XDECREF(ms);
+    if (top == NULL) {
         Py_XDECREF(low);
         return NULL;
     }
-    if (compiled && ns >= 0 && !overflow) {
-        /* the usual case in bytes: the millisecond (< 2**48 for any 63-bit ns) in
-           bits 80..127, the draw in bits 0..63 */
-        uint64_t ms = (uint64_t)ns / 1000000ULL;
-        unsigned char bytes[16] = {0};
-        for (int i = 0; i < 8; i++) {
-            bytes[i] = (unsigned char)(drawn >> (8 * i));
-        }
-        for (int i = 0; i < 6; i++) {
-            bytes[10 + i] = (unsigned char)(ms >> (8 * i));
-        }
-        return _PyLong_FromByteArray(bytes, 16, 1, 0);
-    }
-    if (compiled) {
-        low = PyLong_FromUnsignedLongLong(drawn);
-        if (low == NULL) {
+    if (low == NULL) {
+        int compiled = draw_random(&drawn, &low);
+        if (compiled < 0) {
+            Py_DECREF(top);
             return NULL;
         }
+        if (compiled) {
+            low = PyLong_FromUnsignedLongLong(drawn);
+            if (low == NULL) {
+                Py_DECREF(top);
+                return NULL;
+            }
+        }
     }
-    /* a clock or random source outside the usual ranges: Python's arithmetic */
-    PyObject *ms = PyNumber_FloorDivide(start, lc.million);
-    PyObject *top = ms == NULL ? NULL : PyNumber_Lshift(ms, lc.eighty);
-    PyObject *id = top == NULL ? NULL : PyNumber_Or(top, low);
-    Py_XDECREF(ms);
-    Py_XDECREF(top);
+    PyObject *id = PyNumber_Or(top, low);
+    Py_DECREF(top);
     Py_DECREF(low);
     return id;
 }

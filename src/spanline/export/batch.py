@@ -13,18 +13,19 @@ happens on the worker:
   overruns is counted in ``export_timeouts`` (its spans in ``timed_out_spans``, its
   result ignored) as soon as :meth:`~BatchSpanProcessor.stats`,
   :meth:`~BatchSpanProcessor.force_flush` or :meth:`~BatchSpanProcessor.shutdown`
-  sees it overrun, or when it returns late; no new call starts until it returns, so
-  a hung exporter never piles up threads -- spans wait in the queue meanwhile.  (An
-  export on a thread of its own, handed over and awaited per batch, cost a busy
-  server 3.5 us of CPU per request at 512-span batches: ``docs/benchmarks.md``);
+  sees it overrun, when a full queue drops a span, or when the call returns late; no
+  new call starts until it returns, so a hung exporter never piles up threads --
+  spans wait in the queue meanwhile (an export on a thread of its own, handed over
+  and awaited per batch, cost a busy server 1.5-3.5 us of CPU per request at
+  512-span batches: ``docs/benchmarks.md``);
 * an exporter that raises or returns FAILURE is counted and logged (rate-limited);
 * before export, each span passes the cardinality guard
   (:mod:`spanline.core.cardinality`): span names (and messaging attribute keys) that
   look like they carry ids are reported once per pattern and counted in
   ``high_cardinality_names`` (``high_cardinality_attributes``).
 
-**Shutdown** flushes within its deadline, and stops waiting early for an export that
-has overrun its own timeout; spans a hung export kept in the queue, or still queued
+**Shutdown** flushes within its deadline, and stops waiting early for an export still
+running at twice its own timeout; spans a hung export kept in the queue, or still queued
 when the deadline passes, are counted ``abandoned_at_shutdown`` and no further batch
 is handed to the exporter.
 
@@ -145,6 +146,9 @@ class BatchSpanProcessor:
         return self._producer.stopping
 
     def _drop(self) -> None:
+        # (off the hot path: only for a full or stopped queue) a full queue is often
+        # an export that hangs; its timeout is counted and reported from here too
+        self._check_overrun()
         with self._lock:
             self._counts["dropped_after_shutdown" if self._stopping else "dropped_queue_full"] += 1
         report(
@@ -220,12 +224,15 @@ class BatchSpanProcessor:
         outcome: object
         try:
             outcome = self._exporter.export(batch, self._export_timeout_ms)
-        except Exception as error:  # noqa: BLE001 - counted and logged below
+        except BaseException as error:  # noqa: BLE001 - counted and logged below
+            # even SystemExit or CancelledError: this thread is the processor's, and
+            # the spans queued behind this batch must still be exported or counted
             outcome = error
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        ended = time.perf_counter()
+        elapsed_ms = (ended - started) * 1000
         exporter_name = type(self._exporter).__name__
         with self._lock:
-            late = self._overrun_locked(time.perf_counter())  # returned after its deadline
+            late = self._overrun_locked(ended)  # it returned after its deadline
             timed_out = self._call_counted
             self._call_started = None
             self._counts["batches"] += 1
@@ -246,7 +253,7 @@ class BatchSpanProcessor:
                 exporter_name,
                 outcome,
                 len(batch),
-                exc_info=outcome if isinstance(outcome, Exception) else None,
+                exc_info=outcome if isinstance(outcome, BaseException) else None,
             )
 
     def _overrun_locked(self, now: float) -> bool:
@@ -264,16 +271,17 @@ class BatchSpanProcessor:
         self._counts["timed_out_spans"] += self._call_spans
         return True
 
-    def _check_overrun(self) -> bool:
-        """Whether the export in progress has overrun its timeout (counted and
-        reported the first time it is seen)."""
+    def _check_overrun(self) -> float:
+        """How long (ms) the export in progress has run, 0 when none is; one that
+        overran its timeout is counted and reported the first time it is seen."""
+        now = time.perf_counter()
         with self._lock:
-            counted_now = self._overrun_locked(time.perf_counter())
-            overran = self._call_started is not None and self._call_counted
+            counted_now = self._overrun_locked(now)
+            started = self._call_started
             spans = self._call_spans
         if counted_now:
             self._report_overrun(spans)
-        return overran
+        return 0.0 if started is None else (now - started) * 1000
 
     def _report_overrun(self, spans: int) -> None:
         report(
@@ -297,7 +305,7 @@ class BatchSpanProcessor:
         timeout = self._export_timeout_ms if timeout_millis is None else timeout_millis
         deadline = time.monotonic() + timeout / 1000
         if not done.wait(timeout / 1000):
-            self._check_overrun()  # a hung export holds the queue: count it now
+            self._check_overrun()  # a hung export may hold the queue: count it now
             return False
         # then whatever the exporter buffers itself, within what is left of the
         # deadline (on a helper thread: an exporter that ignores its timeout must not
@@ -351,8 +359,9 @@ class BatchSpanProcessor:
             self._worker.join(min(0.05, max(0.0, deadline - time.monotonic())))
             if not self._worker.is_alive():
                 break
-            # an export that overran its own timeout will not be waited for
-            hung = self._check_overrun()
+            # An export still running at twice its timeout is taken for hung and not
+            # waited for (a slow one that ends soon after its timeout is).
+            hung = self._check_overrun() > 2 * self._export_timeout_ms
             if hung or time.monotonic() >= deadline:
                 break
         if self._worker.is_alive():
@@ -362,12 +371,14 @@ class BatchSpanProcessor:
             if not hung:
                 with self._lock:
                     self._counts["shutdown_timeouts"] += 1
-                report(
-                    f"shutdown-timeout:{id(self)}",
-                    "spanline: shutdown deadline (%d ms) passed; %d queued spans abandoned",
-                    timeout,
-                    left,
-                )
+            report(
+                f"shutdown-timeout:{id(self)}",
+                "spanline: %s; %d queued spans abandoned at shutdown",
+                f"an export hung for over {2 * self._export_timeout_ms} ms"
+                if hung
+                else f"the shutdown deadline ({timeout} ms) passed",
+                left,
+            )
         self._stopped = True
         try:
             self._exporter.shutdown()
@@ -389,7 +400,8 @@ class BatchSpanProcessor:
         messaging attribute keys, look like they carry ids), flush_errors (an
         exporter's force_flush that raised or overran the deadline); the queue
         depth; the last and the slowest export's latency in ms; and the exporter's own
-        ``stats()`` under ``exporter`` when it has them."""
+        ``stats()`` under ``exporter`` when it has them.  An export running past its
+        timeout is counted (and reported) by this call if nothing counted it yet."""
         self._check_overrun()
         with self._lock:
             snapshot: dict[str, Any] = dict(self._counts)

@@ -2,8 +2,9 @@
 
 Threading rules: :meth:`SpanExporter.export` is called from one thread at a time (the
 batch processor's worker), never from application threads.  It should respect
-``timeout_millis`` where it can; the batch processor also abandons a call that runs
-past its export timeout, so a hung exporter cannot stall the queue for ever.
+``timeout_millis`` where it can: a call that runs past its export timeout is counted
+as timed out, but the batch processor's worker waits for it, and spans queue up (and,
+once the queue is full, are dropped and counted) until it returns.
 ``force_flush`` and ``shutdown`` may come from any thread.
 """
 
