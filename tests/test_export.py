@@ -233,20 +233,20 @@ def test_shutdown_does_not_wait_out_its_deadline_behind_a_hung_export(
 ) -> None:
     exporter = GatedExporter()
     exporter.gate.clear()
-    processor = BatchSpanProcessor(
-        exporter, max_export_batch_size=2, schedule_delay_millis=60_000, export_timeout_millis=100
+    processor = _make(
+        processors,
+        exporter,
+        max_export_batch_size=2,
+        schedule_delay_millis=60_000,
+        export_timeout_millis=100,
     )
-    spanline.tracer.add_processor(processor)
-    try:
-        _spans(2, "hung")
-        assert exporter.entered.wait(5)
-        _spans(3, "queued")
-        # the export's own timeout passes long before this deadline: shutdown stops
-        # waiting then, abandons what is queued, and does not count a deadline miss
-        processor.shutdown(timeout_millis=60_000)
-    finally:
-        spanline.tracer.remove_processor(processor)
-        exporter.gate.set()
+    _spans(2, "hung")
+    assert exporter.entered.wait(5)
+    _spans(3, "queued")
+    # the export's own timeout passes long before this deadline: shutdown stops
+    # waiting then, abandons what is queued, and does not count a deadline miss
+    processor.shutdown(timeout_millis=60_000)
+    exporter.gate.set()
     stats = processor.stats()
     assert "shutdown_timeouts" not in stats  # counted only when the deadline passes
     assert (stats["export_timeouts"], stats["timed_out_spans"]) == (1, 2)
@@ -286,17 +286,16 @@ def test_shutdown_waits_for_an_export_that_is_only_a_little_late(
                 threading.Event().wait(0.3)
             return super().export(batch, timeout_millis)
 
-    exporter = Slow()
-    processor = BatchSpanProcessor(
-        exporter, max_export_batch_size=2, schedule_delay_millis=60_000, export_timeout_millis=250
+    processor = _make(
+        processors,
+        Slow(),
+        max_export_batch_size=2,
+        schedule_delay_millis=60_000,
+        export_timeout_millis=250,
     )
-    spanline.tracer.add_processor(processor)
-    try:
-        _spans(2, "slow")
-        _spans(3, "queued")
-        processor.shutdown(timeout_millis=30_000)
-    finally:
-        spanline.tracer.remove_processor(processor)
+    _spans(2, "slow")
+    _spans(3, "queued")
+    processor.shutdown(timeout_millis=30_000)
     stats = processor.stats()
     assert (stats["export_timeouts"], stats["timed_out_spans"], stats["exported"]) == (1, 2, 3)
     assert "abandoned_at_shutdown" not in stats

@@ -238,12 +238,9 @@ class BatchSpanProcessor:
             self._counts["batches"] += 1
             self._last_export_ms = elapsed_ms
             self._max_export_ms = max(self._max_export_ms, elapsed_ms)
-            if timed_out:
-                pass  # counted as timed out: its result no longer counts
-            elif outcome is ExportResult.SUCCESS:
-                self._counts["exported"] += len(batch)
-            else:
-                self._counts["export_failed"] += len(batch)
+            if not timed_out:  # once counted as timed out, its result no longer counts
+                succeeded = outcome is ExportResult.SUCCESS
+                self._counts["exported" if succeeded else "export_failed"] += len(batch)
         if late:
             self._report_overrun(len(batch))
         if not timed_out and outcome is not ExportResult.SUCCESS:
